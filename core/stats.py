@@ -1,0 +1,184 @@
+"""Attention statistics: pure functions from attention tensors to numbers.
+
+Every function takes attention probabilities laid out ``(..., query_pos, key_pos)`` (usually
+``(n_layers, n_heads, seq_len, seq_len)``), never modifies its input, and is vectorised over the
+leading axes. Logarithms are natural; ``0 * ln 0`` is taken as 0 (``torch.special.entr``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "head_entropy",
+    "layer_average",
+    "layer_entropy",
+    "max_entropy",
+    "mean_head_entropy",
+    "normalized_head_entropy",
+    "normalized_row_entropy",
+    "received_attention",
+    "row_entropy",
+    "top_k_positions",
+    "visible_keys",
+]
+
+
+def row_entropy(attn: Tensor) -> Tensor:
+    """Entropy of every attention row: ``H[..., i] = -sum_j a[..., i, j] * ln a[..., i, j]``.
+
+    Shapes: ``(..., query_pos, key_pos) -> (..., query_pos)``. A uniform row over k keys gives
+    ``ln k``; a one-hot row gives 0.
+
+    >>> a = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.25, 0.25, 0.5]])
+    >>> row_entropy(a)  # ln 2, 0, 1.5 ln 2
+    tensor([0.6931, 0.0000, 1.0397])
+    """
+    # entr(x) = -x ln x with entr(0) = 0, i.e. -xlogy(x, x), and one-hot rows give +0, not -0.
+    return torch.special.entr(attn).sum(dim=-1)
+
+
+def head_entropy(attn: Tensor) -> Tensor:
+    """Head entropy ``E[l, h] = mean_i -sum_j a[l, h, i, j] * ln a[l, h, i, j]``.
+
+    The mean over query positions of each row's entropy. Shapes: ``(..., query_pos, key_pos) ->
+    (...)``, e.g. ``(n_layers, n_heads, seq_len, seq_len) -> (n_layers, n_heads)``.
+
+    >>> uniform = torch.full((1, 1, 4, 4), 0.25)        # every row uniform over 4 keys
+    >>> round(head_entropy(uniform).item(), 4) == round(math.log(4), 4)
+    True
+    >>> head_entropy(torch.eye(3).reshape(1, 1, 3, 3))  # one-hot rows
+    tensor([[0.]])
+    """
+    return row_entropy(attn).mean(dim=-1)
+
+
+def visible_keys(seq_len: int, *, causal: bool) -> Tensor:
+    """How many keys each query position can see: ``seq_len`` in an encoder, ``i + 1`` when causal.
+
+    >>> visible_keys(3, causal=False)
+    tensor([3, 3, 3])
+    >>> visible_keys(3, causal=True)
+    tensor([1, 2, 3])
+    """
+    if causal:
+        return torch.arange(1, seq_len + 1)
+    return torch.full((seq_len,), seq_len)
+
+
+def normalized_row_entropy(attn: Tensor, *, causal: bool) -> Tensor:
+    """Each row's entropy divided by ``ln k_i``, k_i the number of keys query i can see.
+
+    ``k_i = T`` for an encoder and ``i + 1`` for a causal decoder. A row that sees one key
+    (``k_i = 1``, the first row of a decoder) has nothing to spread over and counts 0. Values lie in
+    [0, 1]: 0 is one-hot, 1 is uniform over the visible keys. Shapes: ``(..., query_pos, key_pos)
+    -> (..., query_pos)``.
+
+    >>> causal_uniform = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+    >>> normalized_row_entropy(causal_uniform, causal=True)
+    tensor([0., 1., 1.])
+    """
+    seq_len = attn.shape[-2]
+    k = visible_keys(seq_len, causal=causal).to(attn.dtype)  # (T,)
+    log_k = torch.log(k)
+    # ln 1 = 0: divide by 1 instead and zero the row, so a one-key row is 0, not 0/0.
+    safe = torch.where(k > 1, log_k, torch.ones_like(log_k))
+    return torch.where(k > 1, row_entropy(attn) / safe, torch.zeros_like(log_k))
+
+
+def normalized_head_entropy(attn: Tensor, *, causal: bool) -> Tensor:
+    """Normalised head entropy: the mean over query positions of :func:`normalized_row_entropy`.
+
+    Shapes: ``(..., query_pos, key_pos) -> (...)``.
+
+    >>> causal_uniform = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+    >>> round(normalized_head_entropy(causal_uniform, causal=True).item(), 4)  # (0 + 1 + 1) / 3
+    0.6667
+    >>> round(normalized_head_entropy(torch.full((4, 4), 0.25), causal=False).item(), 4)
+    1.0
+    """
+    return normalized_row_entropy(attn, causal=causal).mean(dim=-1)
+
+
+def layer_average(attn: Tensor) -> Tensor:
+    """Head-averaged attention ``A_l = mean_h a[l, h]``: ``(n_layers, n_heads, T, T) -> (n_layers,
+    T, T)``. Rows still sum to 1.
+
+    >>> a = torch.stack([torch.eye(2), torch.tensor([[0.0, 1.0], [1.0, 0.0]])]).unsqueeze(0)
+    >>> layer_average(a)
+    tensor([[[0.5000, 0.5000],
+             [0.5000, 0.5000]]])
+    """
+    return attn.mean(dim=-3)
+
+
+def layer_entropy(attn: Tensor) -> Tensor:
+    """Layer entropy: entropy of the head-averaged attention ``A_l``, averaged over queries.
+
+    ``layer_entropy[l] = mean_i -sum_j A_l[i, j] * ln A_l[i, j]`` with ``A_l = mean_h a[l, h]``
+    (the definition tutorials use). It is at least the mean of the layer's head entropies (entropy
+    is concave), with equality when all heads agree. Shapes: ``(n_layers, n_heads, T, T) ->
+    (n_layers,)``.
+
+    Two one-hot heads pointing at different keys: each head has entropy 0, their average is
+    uniform over two keys, so the layer entropy is ln 2.
+
+    >>> a = torch.stack([torch.eye(2), torch.tensor([[0.0, 1.0], [1.0, 0.0]])]).unsqueeze(0)
+    >>> layer_entropy(a)
+    tensor([0.6931])
+    >>> mean_head_entropy(a)
+    tensor([0.])
+    """
+    return head_entropy(layer_average(attn))
+
+
+def mean_head_entropy(attn: Tensor) -> Tensor:
+    """The mean of a layer's head entropies, ``mean_h E[l, h]``: ``(n_layers, n_heads, T, T) ->
+    (n_layers,)``. Reported beside :func:`layer_entropy`.
+
+    >>> mean_head_entropy(torch.full((2, 3, 4, 4), 0.25))  # ln 4 in every layer
+    tensor([1.3863, 1.3863])
+    """
+    return head_entropy(attn).mean(dim=-1)
+
+
+def received_attention(attn: Tensor) -> Tensor:
+    """Attention each key position receives, averaged over queries: ``r[..., j] = mean_i a[..., i,
+    j]``.
+
+    Shapes: ``(..., query_pos, key_pos) -> (..., key_pos)``. Because every row sums to 1, ``r``
+    sums to 1 too, so ``r[j]`` reads as key j's share of all attention. Pass a layer average
+    ``A_l`` for the per-layer table or raw ``a[l, h]`` for the per-head one.
+
+    >>> a = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    >>> received_attention(a)
+    tensor([0.7500, 0.2500])
+    """
+    return attn.mean(dim=-2)
+
+
+def top_k_positions(received: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` largest entries along the last axis, largest first, ties broken by position.
+
+    Returns ``(shares, positions)``, each ``(..., min(k, n))``.
+
+    >>> top_k_positions(torch.tensor([0.2, 0.4, 0.2, 0.2]), 3)
+    (tensor([0.4000, 0.2000, 0.2000]), tensor([1, 0, 2]))
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    k = min(k, received.shape[-1])
+    shares, positions = torch.sort(received, dim=-1, descending=True, stable=True)
+    return shares[..., :k], positions[..., :k]
+
+
+def max_entropy(seq_len: int) -> float:
+    """The largest possible row entropy over ``seq_len`` keys, ``ln seq_len``.
+
+    >>> round(max_entropy(4), 4)
+    1.3863
+    """
+    return math.log(seq_len) if seq_len > 1 else 0.0

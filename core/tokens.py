@@ -1,0 +1,127 @@
+"""Readable token labels: what a person should see for each token, in any tokenizer.
+
+Raw tokens carry tokenizer markers (``##`` in WordPiece, ``▁`` in SentencePiece, ``Ġ`` in byte-level
+BPE) and, in byte-level BPE, pieces of one multi-byte character (``日`` becomes ``æĹ`` + ``¥``).
+Labels come from the user's own text through the tokenizer's character offsets, so they are always
+real characters; a character split over several tokens is shown on each piece as ``日(1/2)``,
+``日(2/2)``. Whitespace and invisible characters are made visible.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+
+__all__ = ["labels_by_decoding", "labels_from_offsets", "make_visible"]
+
+# Whitespace that would otherwise vanish from a label.
+_VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\r": "␍", "\t": "⇥", "\u3000": "␣"}
+
+
+def make_visible(text: str) -> str:
+    """Trim surrounding whitespace and show what would otherwise be invisible.
+
+    A label of only whitespace shows symbols (``␣`` for a space, ``↵`` for a newline); control,
+    format (zero-width) and other invisible characters inside a label show as ``<U+200B>``.
+
+    >>> make_visible(" world")
+    'world'
+    >>> make_visible("\\n\\n")
+    '↵↵'
+    >>> make_visible("a\\u200bb")
+    'a<U+200B>b'
+    """
+    stripped = text.strip()
+    if not stripped:
+        return "".join(_VISIBLE_WHITESPACE.get(ch, f"<U+{ord(ch):04X}>") for ch in text)
+    out = []
+    for ch in stripped:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cf", "Cs", "Co", "Cn") or (category == "Zs" and ch != " "):
+            out.append(_VISIBLE_WHITESPACE.get(ch, f"<U+{ord(ch):04X}>"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def labels_from_offsets(
+    texts: Sequence[str],
+    offsets: Sequence[tuple[int, int]],
+    sequence_ids: Sequence[int | None],
+    raw_tokens: Sequence[str],
+) -> list[str]:
+    """Labels cut from the original text by each token's ``(start, end)`` character offsets.
+
+    ``sequence_ids[t]`` says which of ``texts`` token t came from (``None`` for special tokens,
+    which keep their raw form, e.g. ``[CLS]``). Tokens whose character spans overlap are pieces of
+    one character and are numbered ``(k/n)``.
+
+    >>> text = "Hi 日本"
+    >>> labels_from_offsets([text], [(0, 2), (2, 4), (3, 4), (4, 5)], [0, 0, 0, 0],
+    ...                     ["Hi", "Ġæ", "Ĺ¥", "æľ¬"])
+    ['Hi', '日(1/2)', '日(2/2)', '本']
+    >>> labels_from_offsets(["a b"], [(0, 0), (0, 1), (2, 3), (0, 0)], [None, 0, 0, None],
+    ...                     ["[CLS]", "a", "b", "[SEP]"])
+    ['[CLS]', 'a', 'b', '[SEP]']
+    """
+    spans: list[tuple[int, int, int] | None] = []
+    for (start, end), seq in zip(offsets, sequence_ids, strict=True):
+        spans.append(None if seq is None or end <= start else (seq, start, end))
+    base = [
+        make_visible(texts[span[0]][span[1] : span[2]]) if span else make_visible(raw)
+        for span, raw in zip(spans, raw_tokens, strict=True)
+    ]
+    # Group runs of consecutive tokens whose spans overlap: one character cut into pieces.
+    groups: list[list[int]] = []
+    for t, span in enumerate(spans):
+        prev = spans[t - 1] if t else None
+        overlaps = span and prev and span[0] == prev[0] and span[1] < prev[2]
+        if overlaps:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    return _number_fragments(base, groups)
+
+
+def labels_by_decoding(ids: Sequence[int], decode: Callable[[list[int]], str]) -> list[str]:
+    """Labels for tokenizers without character offsets: decode each token on its own.
+
+    A token that decodes to a replacement character (``\\ufffd``) holds part of a multi-byte
+    character: it is decoded together with the tokens that follow until the character is whole,
+    and every piece shows that character, numbered ``(k/n)``. WordPiece's ``##`` is dropped.
+
+    >>> pieces = {0: b"Hi", 1: b" \\xe6\\x97", 2: b"\\xa5", 3: "本".encode(), 4: b"##ing"}
+    >>> def decode(ids):
+    ...     return b"".join(pieces[i] for i in ids).decode("utf-8", errors="replace")
+    >>> labels_by_decoding([0, 1, 2, 3, 4], decode)
+    ['Hi', '日(1/2)', '日(2/2)', '本', 'ing']
+    """
+    labels: list[str] = []
+    groups: list[list[int]] = []
+    t = 0
+    while t < len(ids):
+        end = t + 1
+        text = decode([ids[t]])
+        # A character is at most 4 UTF-8 bytes, so at most 4 tokens need to be joined.
+        while "\ufffd" in text and end < len(ids) and end - t < 4:
+            end += 1
+            text = decode(list(ids[t:end]))
+        if "\ufffd" in text:  # not a split character after all: show the single token as it is
+            end = t + 1
+            text = decode([ids[t]])
+        if text.startswith("##") and len(text) > 2:
+            text = text[2:]
+        labels.extend([make_visible(text)] * (end - t))
+        groups.append(list(range(t, end)))
+        t = end
+    return _number_fragments(labels, groups)
+
+
+def _number_fragments(labels: list[str], groups: list[list[int]]) -> list[str]:
+    """Suffix ``(k/n)`` to each of the n labels in a group of more than one token."""
+    out = list(labels)
+    for group in groups:
+        if len(group) > 1:
+            for k, t in enumerate(group, start=1):
+                out[t] = f"{labels[t]}({k}/{len(group)})"
+    return out

@@ -1,0 +1,161 @@
+"""Plotly figures of an analysis: one head, a layer average, layer x head entropy, layer entropy.
+
+Token labels go through :func:`plotly_safe` because Plotly reads a subset of HTML in every text
+field (``<b>``, ``<a href>``, ``<br>``): a token must always show as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+from torch import Tensor
+
+from core.analysis import Analysis
+from core.stats import max_entropy
+
+__all__ = [
+    "attention_heatmap",
+    "axis_labels",
+    "entropy_heatmap",
+    "head_heatmap",
+    "layer_entropy_chart",
+    "layer_heatmap",
+    "plotly_safe",
+]
+
+# Beyond this many tokens every tick label cannot be read anyway; Plotly then thins them itself.
+_MAX_TICKS = 64
+
+
+def plotly_safe(text: str) -> str:
+    """Escape ``&``, ``<`` and ``>`` so Plotly shows ``text`` literally instead of as markup.
+
+    >>> plotly_safe('<b>x</b> & "y"')
+    '&lt;b&gt;x&lt;/b&gt; &amp; "y"'
+    """
+    return html.escape(text, quote=False)
+
+
+def axis_labels(tokens: tuple[str, ...] | list[str]) -> list[str]:
+    """Unique, escaped axis categories ``"position: token"`` (repeated tokens stay apart).
+
+    >>> axis_labels(["the", "<s>", "the"])
+    ['0: the', '1: &lt;s&gt;', '2: the']
+    """
+    return [f"{i}: {plotly_safe(token)}" for i, token in enumerate(tokens)]
+
+
+def _square_layout(fig: go.Figure, seq_len: int, title: str) -> go.Figure:
+    side = int(min(900, max(420, 220 + 14 * seq_len)))
+    fig.update_layout(
+        title={"text": plotly_safe(title)},
+        height=side,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        xaxis={"title": {"text": "key (attended to)"}, "side": "top", "tickangle": -60},
+        yaxis={"title": {"text": "query (attending)"}, "autorange": "reversed"},
+    )
+    if seq_len > _MAX_TICKS:
+        fig.update_xaxes(nticks=_MAX_TICKS // 2)
+        fig.update_yaxes(nticks=_MAX_TICKS // 2)
+    return fig
+
+
+def attention_heatmap(weights: Tensor, tokens: tuple[str, ...], title: str) -> go.Figure:
+    """Heatmap of a ``(query_pos, key_pos)`` matrix; hovering a cell shows both tokens and the
+    weight. Values travel as a float32 array (Plotly encodes it as compact base64)."""
+    labels = axis_labels(tokens)
+    z = weights.detach().to("cpu").float().numpy().astype(np.float32)  # (T, T)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=labels,
+            y=labels,
+            colorscale="Blues",
+            zmin=0.0,
+            zmax=float(max(z.max(initial=0.0), 1e-6)),
+            colorbar={"title": {"text": "weight"}},
+            hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.4f}<extra></extra>",
+        )
+    )
+    return _square_layout(fig, len(tokens), title)
+
+
+def head_heatmap(result: Analysis, layer: int, head: int) -> go.Figure:
+    """Attention of one head: ``result.attentions[layer, head]``."""
+    return attention_heatmap(result.head(layer, head), result.tokens, f"Layer {layer}, head {head}")
+
+
+def layer_heatmap(result: Analysis, layer: int) -> go.Figure:
+    """The head-averaged attention of one layer, ``mean_h a[layer, h]``."""
+    return attention_heatmap(
+        result.layer_average(layer),
+        result.tokens,
+        f"Layer {layer}, average of {result.n_heads} heads",
+    )
+
+
+def entropy_heatmap(result: Analysis, *, normalized: bool = False) -> go.Figure:
+    """Layer x head heatmap of head entropy (nats) or normalised head entropy (0..1)."""
+    values = result.normalized_head_entropy if normalized else result.head_entropy  # (L, H)
+    z = values.numpy().astype(np.float32)
+    upper = 1.0 if normalized else max_entropy(result.seq_len)
+    name = "normalised entropy" if normalized else "entropy (nats)"
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"head {h}" for h in range(result.n_heads)],
+            y=[f"layer {layer}" for layer in range(result.n_layers)],
+            colorscale="Viridis",
+            zmin=0.0,
+            zmax=upper,
+            texttemplate="%{z:.2f}" if z.size <= 400 else None,
+            colorbar={"title": {"text": name}},
+            hovertemplate="%{y}, %{x}<br>" + name + " %{z:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title={"text": f"Head {name}, layer x head"},
+        height=int(min(1000, max(320, 120 + 28 * result.n_layers))),
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def layer_entropy_chart(result: Analysis) -> go.Figure:
+    """Per layer: entropy of the head-averaged attention, and the mean of the head entropies,
+    with ``ln T`` (the largest possible value) as a reference line."""
+    layers = list(range(result.n_layers))
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=layers,
+            y=result.layer_entropy.tolist(),
+            mode="lines+markers",
+            name="layer entropy (of the head average)",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=layers,
+            y=result.mean_head_entropy.tolist(),
+            mode="lines+markers",
+            name="mean of head entropies",
+        )
+    )
+    fig.add_hline(
+        y=max_entropy(result.seq_len),
+        line_dash="dot",
+        annotation_text=f"ln T = {max_entropy(result.seq_len):.3f}",
+    )
+    fig.update_layout(
+        title={"text": "Entropy per layer (nats)"},
+        xaxis={"title": {"text": "layer"}, "dtick": 1},
+        yaxis={"title": {"text": "entropy (nats)"}, "rangemode": "tozero"},
+        height=380,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
