@@ -1,9 +1,10 @@
 """AttnScope's core: load a model, turn a text into an :class:`Analysis`. Never imports streamlit.
 
->>> from core import analyze, load_model          # doctest: +SKIP
->>> result = analyze(load_model("minilm"), "The cat sat on the mat.")  # doctest: +SKIP
->>> result.head_entropy.shape                     # doctest: +SKIP
-torch.Size([6, 12])
+Example (tested in ``tests/integration``)::
+
+    from core import analyze, load_model
+    result = analyze(load_model("minilm"), "The cat sat on the mat.")
+    result.head_entropy.shape  # torch.Size([6, 12]): n_layers x n_heads
 """
 
 from core.analysis import Analysis, AttendedToken, analyze, check_text, tokenize

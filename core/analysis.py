@@ -7,16 +7,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from core import stats
 from core.errors import InputError, UnsupportedModelError
-from core.models import LoadedModel, ModelKind
 from core.tokens import labels_by_decoding, labels_from_offsets
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel, ModelKind
 
 __all__ = ["Analysis", "AttendedToken", "analyze", "check_text", "tokenize"]
 
@@ -76,6 +79,73 @@ class Analysis:
     max_tokens: int
     forward_seconds: float
     stats_seconds: float
+
+    @classmethod
+    def from_attentions(
+        cls,
+        attentions: Tensor,
+        tokens: Sequence[str],
+        *,
+        kind: ModelKind,
+        model_name: str = "",
+        text: str = "",
+        pair: str | None = None,
+        token_ids: Sequence[int] | None = None,
+        raw_tokens: Sequence[str] | None = None,
+        special: Sequence[bool] | None = None,
+        sentence_b_start: int | None = None,
+        truncated: bool = False,
+        n_input_tokens: int | None = None,
+        max_tokens: int | None = None,
+        forward_seconds: float = 0.0,
+    ) -> Analysis:
+        """Build an analysis from ``attentions`` ``(n_layers, n_heads, seq_len, seq_len)``,
+        computing every statistic; the input tensor is not modified.
+
+        >>> a = torch.full((1, 2, 3, 3), 1 / 3)
+        >>> result = Analysis.from_attentions(a, ["a", "b", "c"], kind="encoder")
+        >>> result.head_entropy  # ln 3 for both heads
+        tensor([[1.0986, 1.0986]])
+        """
+        attn = attentions.detach().float().cpu()  # (L, H, T, T)
+        seq_len = attn.shape[-1]
+        if attn.dim() != 4 or attn.shape[-2] != seq_len or len(tokens) != seq_len:
+            raise ValueError(
+                f"attentions must be (L, H, T, T) with T = {len(tokens)} tokens, "
+                f"got {tuple(attn.shape)}"
+            )
+        started = time.perf_counter()
+        layer_avg = stats.layer_average(attn)  # (L, T, T)
+        head_entropy = stats.head_entropy(attn)  # (L, H)
+        computed = {
+            "head_entropy": head_entropy,
+            "normalized_head_entropy": stats.normalized_head_entropy(
+                attn, causal=kind == "decoder"
+            ),
+            "layer_entropy": stats.head_entropy(layer_avg),  # (L,)
+            "mean_head_entropy": head_entropy.mean(dim=-1),  # (L,)
+            "received_by_layer": stats.received_attention(layer_avg),  # (L, T)
+            "received_by_head": stats.received_attention(attn),  # (L, H, T)
+        }
+        stats_seconds = time.perf_counter() - started
+        return cls(
+            model_name=model_name,
+            kind=kind,
+            text=text,
+            pair=pair if pair and pair.strip() else None,
+            token_ids=tuple(token_ids) if token_ids is not None else tuple(range(seq_len)),
+            raw_tokens=tuple(raw_tokens) if raw_tokens is not None else tuple(tokens),
+            tokens=tuple(tokens),
+            special=tuple(special) if special is not None else (False,) * seq_len,
+            sentence_b_start=sentence_b_start,
+            attentions=attn,
+            truncated=truncated,
+            n_input_tokens=n_input_tokens if n_input_tokens is not None else seq_len,
+            max_tokens=max_tokens if max_tokens is not None else seq_len,
+            forward_seconds=forward_seconds,
+            stats_seconds=stats_seconds,
+            **computed,
+        )
 
     @property
     def n_layers(self) -> int:
@@ -255,33 +325,19 @@ def analyze(
     started = time.perf_counter()
     attn = _forward_attentions(loaded, tokenized)  # (L, H, T, T)
     forward_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    layer_avg = stats.layer_average(attn)  # (L, T, T)
-    head_entropy = stats.head_entropy(attn)  # (L, H)
-    result_stats = {
-        "head_entropy": head_entropy,
-        "normalized_head_entropy": stats.normalized_head_entropy(attn, causal=loaded.causal),
-        "layer_entropy": stats.head_entropy(layer_avg),  # (L,)
-        "mean_head_entropy": head_entropy.mean(dim=-1),  # (L,)
-        "received_by_layer": stats.received_attention(layer_avg),  # (L, T)
-        "received_by_head": stats.received_attention(attn),  # (L, H, T)
-    }
-    stats_seconds = time.perf_counter() - started
-    return Analysis(
-        model_name=loaded.name,
+    return Analysis.from_attentions(
+        attn,
+        tokenized.tokens,
         kind=loaded.kind,
+        model_name=loaded.name,
         text=text,
-        pair=pair if pair and pair.strip() else None,
+        pair=pair,
         token_ids=tuple(tokenized.input_ids[0].tolist()),
         raw_tokens=tokenized.raw_tokens,
-        tokens=tokenized.tokens,
         special=tokenized.special,
         sentence_b_start=tokenized.sentence_b_start,
-        attentions=attn,
         truncated=tokenized.truncated,
         n_input_tokens=tokenized.n_input_tokens,
         max_tokens=min(max_tokens or loaded.max_tokens, loaded.max_tokens),
         forward_seconds=forward_seconds,
-        stats_seconds=stats_seconds,
-        **result_stats,
     )

@@ -19,17 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PretrainedConfig,
-    PreTrainedModel,
-)
 
 from core.devices import configure_cpu_threads, pick_device
 from core.errors import (
@@ -38,6 +30,9 @@ from core.errors import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
+
+if TYPE_CHECKING:  # transformers is imported when a model loads, not when core is imported
+    from transformers import PretrainedConfig, PreTrainedModel
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -189,6 +184,8 @@ def _gguf_cache_dir(builtin: BuiltinModel) -> Path:
 
 def _convert_gguf(builtin: BuiltinModel, folder: str, progress: ProgressFn) -> Path:
     """Dequantise the bundled GGUF once and save it as safetensors; return the cached folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     target = _gguf_cache_dir(builtin)
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
@@ -285,6 +282,8 @@ def load_model(
     failure raises an :class:`~core.errors.AttnScopeError` whose message says what to do.
     ``trust_remote_code`` stays off unless the caller turns it on explicitly.
     """
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
     report = progress or (lambda message: None)
     started = time.perf_counter()
     source, builtin = resolve_source(name)
