@@ -11,8 +11,6 @@ import json
 import sys
 from collections.abc import Sequence
 
-from transformers.utils import logging as transformers_logging
-
 from core.analysis import Analysis, analyze, check_text
 from core.errors import AttnScopeError
 from core.models import BUILTIN_MODELS, DEFAULT_MODEL, load_model
@@ -92,6 +90,8 @@ def format_report(result: Analysis, top_k: int = 5) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Our own progress lines replace transformers' progress bars on stderr.
+    from transformers.utils import logging as transformers_logging
+
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
     if args.command == "models":
