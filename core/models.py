@@ -43,6 +43,7 @@ __all__ = [
     "ProgressFn",
     "cache_root",
     "load_model",
+    "needs_conversion",
     "resolve_source",
 ]
 
@@ -182,12 +183,21 @@ def _gguf_cache_dir(builtin: BuiltinModel) -> Path:
     return cache_root() / "models" / f"{builtin.name}-{version}-{stem}"
 
 
+def needs_conversion(name: str) -> bool:
+    """Whether loading ``name`` will first convert a GGUF file (about 30 s), i.e. a built-in GGUF
+    model whose converted copy is not in the cache yet. Lets a UI say so before it starts."""
+    builtin = BUILTIN_MODELS.get(name.strip().lower())
+    if builtin is None or builtin.gguf_file is None:
+        return False
+    return not (_gguf_cache_dir(builtin) / "model.safetensors").is_file()
+
+
 def _convert_gguf(builtin: BuiltinModel, folder: str, progress: ProgressFn) -> Path:
     """Dequantise the bundled GGUF once and save it as safetensors; return the cached folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = _gguf_cache_dir(builtin)
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if not needs_conversion(builtin.name):
         return target
     progress(
         f"Converting {builtin.title} from GGUF (first use only, about 30 s); "

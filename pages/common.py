@@ -6,6 +6,7 @@ Everything that is not about Streamlit lives in ``core`` (analysis) and ``viz`` 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import streamlit as st
@@ -21,6 +22,9 @@ from core import (
     load_model,
 )
 from core.examples import load_examples
+from core.models import needs_conversion
+
+_log = logging.getLogger("attnscope")
 
 # Widget keys (constants, so pages and tests agree on them).
 MODEL_KEY = "model_choice"
@@ -58,9 +62,13 @@ class Request:
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
-def get_model(name: str, device: str | None, _progress=None) -> LoadedModel:
-    """Load a model once per process; ``_progress`` (not hashed) receives stage messages."""
-    return load_model(name, device=device, progress=_progress)
+def get_model(name: str, device: str | None) -> LoadedModel:
+    """Load a model once per process.
+
+    No Streamlit element may be called in here: a cached function replays its elements on every
+    cache hit, into blocks that no longer exist. Stage messages are logged instead.
+    """
+    return load_model(name, device=device, progress=_log.info)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -166,11 +174,18 @@ def run(request: Request) -> None:
     except AttnScopeError as error:
         st.error(str(error))
         return
-    with st.status(f"Loading {request.model}...", expanded=True) as status:
+    if needs_conversion(request.model):
+        label = (
+            f"Converting {request.model} from GGUF: first use only, about 30 s; later loads "
+            "read the converted copy from the cache..."
+        )
+    else:
+        label = f"Loading {request.model} (cached after the first time)..."
+    with st.status(label, expanded=False) as status:
         try:
-            model = get_model(request.model, request.device, _progress=status.write)
+            model = get_model(request.model, request.device)
             status.update(label=f"Analysing with {model.title}...")
-            key = f"{model.source}|{model.device}"
+            key = f"{model.name}|{model.source}|{model.device}"
             result = get_analysis(model, key, request.text, request.pair, request.max_tokens)
         except AttnScopeError as error:
             status.update(label="Failed", state="error", expanded=False)
