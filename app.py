@@ -4,17 +4,24 @@ Run with ``streamlit run app.py`` (or ``make run``). Pages live in ``pages/``; t
 lives in ``core/`` and ``viz/``.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages import common
 
-st.set_page_config(page_title="AttnScope", page_icon="🔭", layout="wide")
+# A local favicon: a Material or emoji icon would be fetched from Google's servers.
+st.set_page_config(
+    page_title="AttnScope",
+    page_icon=str(Path(__file__).parent / "assets" / "favicon.png"),
+    layout="wide",
+)
 
 navigation = st.navigation(
     [
-        st.Page("pages/heatmaps.py", title="Heatmaps", icon="🟦", default=True),
-        st.Page("pages/bertviz.py", title="BertViz", icon="🕸️"),
-        st.Page("pages/statistics.py", title="Statistics", icon="📊"),
+        st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", default=True),
+        st.Page("pages/bertviz.py", title="BertViz", icon=":material/hub:"),
+        st.Page("pages/statistics.py", title="Statistics", icon=":material/bar_chart:"),
     ]
 )
 request = common.sidebar()

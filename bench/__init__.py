@@ -1,0 +1,1 @@
+"""AttnScope benchmarks: run with ``make bench`` (never by the tests); each prints a table."""
