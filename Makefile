@@ -33,7 +33,7 @@ install-dev: $(VENV)/.installed-dev
 # Debian's Chromium drives the browser tests (`playwright install` downloads a browser and cannot
 # work offline); the CJK fonts let Japanese text render as glyphs in screenshots.
 chromium:
-	@if [ -x /usr/bin/chromium ]; then echo "chromium present: $$(/usr/bin/chromium --version)"; \
+	@if [ -x /usr/bin/chromium ]; then echo "chromium present: $$(/usr/bin/chromium --version 2>/dev/null)"; \
 	else $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; fi
 	@if fc-list :lang=ja 2>/dev/null | grep -q .; then echo "CJK fonts present"; \
 	else $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y fonts-noto-cjk; fi

@@ -1,0 +1,1 @@
+"""AttnScope tests: unit, integration, app (AppTest) and browser (Playwright) suites."""

@@ -1,0 +1,1 @@
+"""App tests: the Streamlit app driven by AppTest."""

@@ -1,0 +1,1 @@
+"""Integration tests: the real bundled models and the command line."""

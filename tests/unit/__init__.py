@@ -1,0 +1,1 @@
+"""Unit tests: hand-built tensors and objects, no models."""
