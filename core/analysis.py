@@ -8,20 +8,43 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
 
 from core import stats
-from core.errors import InputError, UnsupportedModelError
+from core.errors import AttnScopeError, InputError, UnsupportedModelError
+from core.streaming import (
+    layer_statistics,
+    model_inputs_to_device,
+    recompute_layers,
+    stream_statistics,
+)
 from core.tokens import labels_by_decoding, labels_from_offsets
 
 if TYPE_CHECKING:
     from core.models import LoadedModel, ModelKind
 
-__all__ = ["Analysis", "AttendedToken", "analyze", "check_text", "tokenize"]
+__all__ = [
+    "DEFAULT_KEEP_BYTES",
+    "Analysis",
+    "AttendedToken",
+    "KeepLayers",
+    "LayerNotHeldError",
+    "analyze",
+    "check_text",
+    "model_inputs",
+    "tokenize",
+    "with_layers",
+]
+
+Method = Literal["layers", "all"]
+KeepLayers = Literal["auto", "all", "none"] | Sequence[int]
+# Hold every layer's weights while they take at most this much (512 MB: MiniLM to 8k tokens is
+# far below, SmolLM2 fits up to ~700 tokens); beyond it only statistics and the chosen layers.
+DEFAULT_KEEP_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -50,12 +73,22 @@ class Tokenized:
     n_input_tokens: int  # before truncation
 
 
+class LayerNotHeldError(AttnScopeError, KeyError):
+    """A layer's weights were not kept (long input): recompute them with :func:`with_layers`."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 @dataclass(frozen=True, eq=False)
 class Analysis:
     """Everything AttnScope knows about one text under one model.
 
-    ``attentions[layer, head, query_pos, key_pos]`` is float32 on the CPU; every row sums to 1 and,
-    for decoders, is 0 above the diagonal. Statistics are defined in :mod:`core.stats`.
+    Attention is ``[layer, head, query_pos, key_pos]``, float32 on the CPU; every row sums to 1
+    and, for decoders, is 0 above the diagonal. Statistics (defined in :mod:`core.stats`) cover
+    every layer; the full weights are held for ``held_layers`` only: all of them for short inputs,
+    fewer for long ones (see :func:`analyze`), the rest recomputed on demand by
+    :func:`with_layers`.
     """
 
     model_name: str
@@ -63,17 +96,17 @@ class Analysis:
     text: str
     pair: str | None
     token_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None  # segment ids, for sentence pairs in encoders
     raw_tokens: tuple[str, ...]
     tokens: tuple[str, ...]
     special: tuple[bool, ...]
     sentence_b_start: int | None
-    attentions: Tensor  # (n_layers, n_heads, seq_len, seq_len)
+    layer_weights: tuple[Tensor | None, ...]  # per layer (n_heads, seq_len, seq_len) or None
     head_entropy: Tensor  # (n_layers, n_heads)
     normalized_head_entropy: Tensor  # (n_layers, n_heads)
     layer_entropy: Tensor  # (n_layers,)
-    mean_head_entropy: Tensor  # (n_layers,)
-    received_by_layer: Tensor  # (n_layers, seq_len)
     received_by_head: Tensor  # (n_layers, n_heads, seq_len)
+    thumbnails: Tensor  # (n_layers, n_heads, S, S), max-pooled, S = min(seq_len, 32)
     truncated: bool
     n_input_tokens: int
     max_tokens: int
@@ -91,6 +124,7 @@ class Analysis:
         text: str = "",
         pair: str | None = None,
         token_ids: Sequence[int] | None = None,
+        token_type_ids: Sequence[int] | None = None,
         raw_tokens: Sequence[str] | None = None,
         special: Sequence[bool] | None = None,
         sentence_b_start: int | None = None,
@@ -99,8 +133,9 @@ class Analysis:
         max_tokens: int | None = None,
         forward_seconds: float = 0.0,
     ) -> Analysis:
-        """Build an analysis from ``attentions`` ``(n_layers, n_heads, seq_len, seq_len)``,
-        computing every statistic; the input tensor is not modified.
+        """Build an analysis from all layers' ``attentions`` ``(n_layers, n_heads, seq_len,
+        seq_len)`` at once (the all-layers path), computing every statistic; the input tensor is
+        not modified.
 
         >>> a = torch.full((1, 2, 3, 3), 1 / 3)
         >>> result = Analysis.from_attentions(a, ["a", "b", "c"], kind="encoder")
@@ -115,18 +150,7 @@ class Analysis:
                 f"got {tuple(attn.shape)}"
             )
         started = time.perf_counter()
-        layer_avg = stats.layer_average(attn)  # (L, T, T)
-        head_entropy = stats.head_entropy(attn)  # (L, H)
-        computed = {
-            "head_entropy": head_entropy,
-            "normalized_head_entropy": stats.normalized_head_entropy(
-                attn, causal=kind == "decoder"
-            ),
-            "layer_entropy": stats.head_entropy(layer_avg),  # (L,)
-            "mean_head_entropy": head_entropy.mean(dim=-1),  # (L,)
-            "received_by_layer": stats.received_attention(layer_avg),  # (L, T)
-            "received_by_head": stats.received_attention(attn),  # (L, H, T)
-        }
+        computed = layer_statistics(attn, causal=kind == "decoder")
         stats_seconds = time.perf_counter() - started
         return cls(
             model_name=model_name,
@@ -134,11 +158,12 @@ class Analysis:
             text=text,
             pair=pair if pair and pair.strip() else None,
             token_ids=tuple(token_ids) if token_ids is not None else tuple(range(seq_len)),
+            token_type_ids=tuple(token_type_ids) if token_type_ids is not None else None,
             raw_tokens=tuple(raw_tokens) if raw_tokens is not None else tuple(tokens),
             tokens=tuple(tokens),
             special=tuple(special) if special is not None else (False,) * seq_len,
             sentence_b_start=sentence_b_start,
-            attentions=attn,
+            layer_weights=tuple(attn),  # views into attn, no copy
             truncated=truncated,
             n_input_tokens=n_input_tokens if n_input_tokens is not None else seq_len,
             max_tokens=max_tokens if max_tokens is not None else seq_len,
@@ -149,27 +174,61 @@ class Analysis:
 
     @property
     def n_layers(self) -> int:
-        return self.attentions.shape[0]
+        return self.head_entropy.shape[0]
 
     @property
     def n_heads(self) -> int:
-        return self.attentions.shape[1]
+        return self.head_entropy.shape[1]
 
     @property
     def seq_len(self) -> int:
-        return self.attentions.shape[-1]
+        return len(self.tokens)
 
     @property
     def causal(self) -> bool:
         return self.kind == "decoder"
 
+    @property
+    def mean_head_entropy(self) -> Tensor:
+        """``mean_h E[l, h]`` per layer, ``(n_layers,)``, reported beside ``layer_entropy``."""
+        return self.head_entropy.mean(dim=-1)
+
+    @property
+    def received_by_layer(self) -> Tensor:
+        """``r_l[j] = mean_i A_l[i, j]`` with ``A_l`` the head average, ``(n_layers, seq_len)``
+        (the mean over heads of ``received_by_head``: both means are linear)."""
+        return self.received_by_head.mean(dim=1)
+
+    @property
+    def held_layers(self) -> tuple[int, ...]:
+        """The layers whose full weights this analysis holds."""
+        return tuple(i for i, w in enumerate(self.layer_weights) if w is not None)
+
+    def layer(self, layer: int) -> Tensor:
+        """All heads of one layer, ``(n_heads, query_pos, key_pos)``."""
+        if not 0 <= layer < self.n_layers:
+            raise IndexError(f"layer {layer} out of range 0..{self.n_layers - 1}")
+        weights = self.layer_weights[layer]
+        if weights is None:
+            raise LayerNotHeldError(
+                f"The weights of layer {layer} were not kept for this {self.seq_len}-token input; "
+                "recompute them with core.analysis.with_layers(model, result, [layer])."
+            )
+        return weights
+
     def head(self, layer: int, head: int) -> Tensor:
         """One head's attention, ``(query_pos, key_pos)``."""
-        return self.attentions[layer, head]
+        return self.layer(layer)[head]
 
     def layer_average(self, layer: int) -> Tensor:
         """The head-averaged attention of one layer, ``(query_pos, key_pos)``."""
-        return self.attentions[layer].mean(dim=0)
+        return self.layer(layer).mean(dim=0)
+
+    @property
+    def attentions(self) -> Tensor:
+        """Every layer stacked, ``(n_layers, n_heads, seq_len, seq_len)``: a copy, and only when
+        every layer is held. Prefer :meth:`layer` and :meth:`head`."""
+        return torch.stack([self.layer(layer) for layer in range(self.n_layers)])
 
     def most_attended(self, top_k: int = 5, *, per_head: bool = False) -> tuple[AttendedToken, ...]:
         """The ``top_k`` key positions receiving the most attention in each layer (or head).
@@ -288,19 +347,12 @@ def tokenize(
     )
 
 
-def _forward_attentions(loaded: LoadedModel, tokenized: Tokenized) -> Tensor:
-    """One forward pass; returns ``(n_layers, n_heads, seq_len, seq_len)`` float32 on the CPU."""
-    model = loaded.model
-    inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
-    inputs = {key: value.to(loaded.device) for key, value in inputs.items()}
-    # The base model skips the language-model head: logits over the whole vocabulary at every
-    # position are not needed here and would cost T x vocab floats (400 MB at 2048 tokens).
-    base = model.base_model
-    kwargs: dict[str, Any] = {"output_attentions": True, "return_dict": True}
-    if loaded.kind == "decoder":
-        kwargs["use_cache"] = False
+def _forward_all_layers(loaded: LoadedModel, inputs: dict[str, Tensor]) -> Tensor:
+    """The all-layers path: one pass with ``output_attentions=True``; returns ``(n_layers,
+    n_heads, seq_len, seq_len)`` float32 on the CPU."""
+    kwargs = model_inputs_to_device(loaded, inputs)
     with torch.inference_mode():
-        out = base(**inputs, **kwargs)
+        out = loaded.model.base_model(**kwargs, output_attentions=True)
     attentions = out.attentions
     if not attentions or any(a is None for a in attentions):
         raise UnsupportedModelError(
@@ -309,35 +361,110 @@ def _forward_attentions(loaded: LoadedModel, tokenized: Tokenized) -> Tensor:
     return torch.stack([layer[0] for layer in attentions]).float().cpu()  # (L, H, T, T)
 
 
+def _layers_to_keep(
+    keep: KeepLayers, n_layers: int, n_heads: int, seq_len: int, keep_bytes: int
+) -> tuple[int, ...]:
+    """Which layers' full weights to hold.
+
+    >>> _layers_to_keep("auto", 6, 12, 512, DEFAULT_KEEP_BYTES)  # 75 MB: all of them
+    (0, 1, 2, 3, 4, 5)
+    >>> _layers_to_keep("auto", 30, 9, 2048, DEFAULT_KEEP_BYTES)  # 4.5 GB: none
+    ()
+    >>> _layers_to_keep([3, 1], 30, 9, 2048, DEFAULT_KEEP_BYTES)
+    (1, 3)
+    """
+    if keep == "all":
+        return tuple(range(n_layers))
+    if keep == "none":
+        return ()
+    if keep == "auto":
+        fits = n_layers * n_heads * seq_len * seq_len * 4 <= keep_bytes
+        return tuple(range(n_layers)) if fits else ()
+    return tuple(sorted({int(layer) for layer in keep if 0 <= int(layer) < n_layers}))
+
+
 def analyze(
     loaded: LoadedModel,
     text: str,
     pair: str | None = None,
     *,
     max_tokens: int | None = None,
+    keep_layers: KeepLayers = "auto",
+    keep_bytes: int = DEFAULT_KEEP_BYTES,
+    method: Method = "layers",
 ) -> Analysis:
     """Analyse ``text`` (and an optional second sentence, encoders only) under ``loaded``.
 
     Input longer than the model's limit (or ``max_tokens``) is truncated; ``truncated`` and
-    ``n_input_tokens`` say so.
+    ``n_input_tokens`` say so. ``method="layers"`` (default) takes the statistics layer by layer
+    as the forward pass runs (:mod:`core.streaming`) and holds the weights of ``keep_layers``
+    only: ``"auto"`` holds all of them while they fit in ``keep_bytes``, none beyond.
+    ``method="all"`` asks the model for every layer at once (``output_attentions=True``) and
+    holds everything; both give the same statistics.
     """
     tokenized = tokenize(loaded, text, pair, max_tokens=max_tokens)
+    inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
+    seq_len = tokenized.input_ids.shape[-1]
+    meta: dict[str, Any] = {
+        "model_name": loaded.name,
+        "kind": loaded.kind,
+        "text": text,
+        "pair": pair if pair and pair.strip() else None,
+        "token_ids": tuple(tokenized.input_ids[0].tolist()),
+        "token_type_ids": (
+            tuple(tokenized.extra_inputs["token_type_ids"][0].tolist())
+            if "token_type_ids" in tokenized.extra_inputs
+            else None
+        ),
+        "raw_tokens": tokenized.raw_tokens,
+        "special": tokenized.special,
+        "sentence_b_start": tokenized.sentence_b_start,
+        "truncated": tokenized.truncated,
+        "n_input_tokens": tokenized.n_input_tokens,
+        "max_tokens": min(max_tokens or loaded.max_tokens, loaded.max_tokens),
+    }
+    if method == "layers":
+        keep = _layers_to_keep(keep_layers, loaded.n_layers, loaded.n_heads, seq_len, keep_bytes)
+        try:
+            started = time.perf_counter()
+            gathered = stream_statistics(loaded, inputs, keep=keep)
+        except UnsupportedModelError:
+            method = "all"  # a model that does not declare its attention modules
+        else:
+            total = time.perf_counter() - started
+            weights = tuple(gathered.kept.get(layer) for layer in range(loaded.n_layers))
+            return Analysis(
+                tokens=tokenized.tokens,
+                layer_weights=weights,
+                forward_seconds=total - gathered.stats_seconds,
+                stats_seconds=gathered.stats_seconds,
+                **meta,
+                **gathered.statistics,
+            )
     started = time.perf_counter()
-    attn = _forward_attentions(loaded, tokenized)  # (L, H, T, T)
+    attn = _forward_all_layers(loaded, inputs)  # (L, H, T, T)
     forward_seconds = time.perf_counter() - started
-    return Analysis.from_attentions(
-        attn,
-        tokenized.tokens,
-        kind=loaded.kind,
-        model_name=loaded.name,
-        text=text,
-        pair=pair,
-        token_ids=tuple(tokenized.input_ids[0].tolist()),
-        raw_tokens=tokenized.raw_tokens,
-        special=tokenized.special,
-        sentence_b_start=tokenized.sentence_b_start,
-        truncated=tokenized.truncated,
-        n_input_tokens=tokenized.n_input_tokens,
-        max_tokens=min(max_tokens or loaded.max_tokens, loaded.max_tokens),
-        forward_seconds=forward_seconds,
-    )
+    return Analysis.from_attentions(attn, tokenized.tokens, forward_seconds=forward_seconds, **meta)
+
+
+def model_inputs(result: Analysis) -> dict[str, Tensor]:
+    """The exact model inputs behind ``result`` (token ids, segment ids), each ``(1, T)``, so a
+    layer can be recomputed without tokenizing again."""
+    inputs = {
+        "input_ids": torch.tensor([result.token_ids]),
+        "attention_mask": torch.ones(1, result.seq_len, dtype=torch.long),
+    }
+    if result.token_type_ids is not None:
+        inputs["token_type_ids"] = torch.tensor([result.token_type_ids])
+    return inputs
+
+
+def with_layers(loaded: LoadedModel, result: Analysis, layers: Sequence[int]) -> Analysis:
+    """``result`` with the full weights of ``layers`` held too, recomputed by one forward pass
+    that stops after the highest missing layer. ``result`` itself is not changed."""
+    missing = [layer for layer in layers if result.layer_weights[layer] is None]
+    if not missing:
+        return result
+    got = recompute_layers(loaded, model_inputs(result), missing)
+    weights = tuple(got.get(i, w) for i, w in enumerate(result.layer_weights))
+    return replace(result, layer_weights=weights)

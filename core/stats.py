@@ -19,7 +19,9 @@ __all__ = [
     "max_entropy",
     "mean_head_entropy",
     "normalized_head_entropy",
+    "normalize_row_entropy",
     "normalized_row_entropy",
+    "pooled_attention",
     "received_attention",
     "row_entropy",
     "top_k_positions",
@@ -69,6 +71,21 @@ def visible_keys(seq_len: int, *, causal: bool) -> Tensor:
     return torch.full((seq_len,), seq_len)
 
 
+def normalize_row_entropy(row_entropies: Tensor, *, causal: bool) -> Tensor:
+    """Divide already computed row entropies ``(..., query_pos)`` by ``ln k_i`` (see
+    :func:`normalized_row_entropy`); a row that sees one key gives 0.
+
+    >>> normalize_row_entropy(torch.tensor([0.0, math.log(2), math.log(3)]), causal=True)
+    tensor([0., 1., 1.])
+    """
+    seq_len = row_entropies.shape[-1]
+    k = visible_keys(seq_len, causal=causal).to(row_entropies.device, row_entropies.dtype)  # (T,)
+    log_k = torch.log(k)
+    # ln 1 = 0: divide by 1 instead and zero the row, so a one-key row is 0, not 0/0.
+    safe = torch.where(k > 1, log_k, torch.ones_like(log_k))
+    return torch.where(k > 1, row_entropies / safe, torch.zeros_like(log_k))
+
+
 def normalized_row_entropy(attn: Tensor, *, causal: bool) -> Tensor:
     """Each row's entropy divided by ``ln k_i``, k_i the number of keys query i can see.
 
@@ -81,12 +98,7 @@ def normalized_row_entropy(attn: Tensor, *, causal: bool) -> Tensor:
     >>> normalized_row_entropy(causal_uniform, causal=True)
     tensor([0., 1., 1.])
     """
-    seq_len = attn.shape[-2]
-    k = visible_keys(seq_len, causal=causal).to(attn.dtype)  # (T,)
-    log_k = torch.log(k)
-    # ln 1 = 0: divide by 1 instead and zero the row, so a one-key row is 0, not 0/0.
-    safe = torch.where(k > 1, log_k, torch.ones_like(log_k))
-    return torch.where(k > 1, row_entropy(attn) / safe, torch.zeros_like(log_k))
+    return normalize_row_entropy(row_entropy(attn), causal=causal)
 
 
 def normalized_head_entropy(attn: Tensor, *, causal: bool) -> Tensor:
@@ -173,6 +185,28 @@ def top_k_positions(received: Tensor, k: int) -> tuple[Tensor, Tensor]:
     k = min(k, received.shape[-1])
     shares, positions = torch.sort(received, dim=-1, descending=True, stable=True)
     return shares[..., :k], positions[..., :k]
+
+
+def pooled_attention(attn: Tensor, size: int) -> Tensor:
+    """A ``size x size`` thumbnail of each ``(query_pos, key_pos)`` map by max-pooling blocks.
+
+    Max (not mean) keeps sparse patterns visible: a previous-token head stays a sharp diagonal
+    and an attention sink a bright column however long the input. Maps of at most ``size``
+    positions are returned unchanged. Shapes: ``(..., T, T) -> (..., min(T, size), min(T,
+    size))``.
+
+    >>> a = torch.eye(4)
+    >>> pooled_attention(a, 2)
+    tensor([[1., 0.],
+            [0., 1.]])
+    """
+    seq_len = attn.shape[-1]
+    if seq_len <= size:
+        return attn.clone()
+    lead = attn.shape[:-2]
+    flat = attn.reshape(-1, 1, seq_len, seq_len)  # (N, 1, T, T)
+    pooled = torch.nn.functional.adaptive_max_pool2d(flat, size)  # (N, 1, S, S)
+    return pooled.reshape(*lead, size, size)
 
 
 def max_entropy(seq_len: int) -> float:

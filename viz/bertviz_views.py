@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 
 from core.analysis import Analysis
 
@@ -147,7 +148,7 @@ def bertviz_html(
     heads = tuple(range(result.n_heads)) if heads is None else tuple(heads)
     if not layers or not heads:
         raise ValueError("Pick at least one layer and one head.")
-    attn = result.attentions[list(layers)][:, list(heads)]  # (L', H', T, T)
+    attn = torch.stack([result.layer(layer)[list(heads)] for layer in layers])  # (L', H', T, T)
     weights = np.round(attn.numpy().astype(np.float64), _DECIMALS).tolist()
     tokens = list(result.tokens)
     data = {"name": "All", "attn": weights, "left_text": tokens, "right_text": tokens}

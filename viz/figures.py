@@ -83,7 +83,7 @@ def attention_heatmap(weights: Tensor, tokens: tuple[str, ...], title: str) -> g
 
 
 def head_heatmap(result: Analysis, layer: int, head: int) -> go.Figure:
-    """Attention of one head: ``result.attentions[layer, head]``."""
+    """Attention of one head: ``result.head(layer, head)``."""
     return attention_heatmap(result.head(layer, head), result.tokens, f"Layer {layer}, head {head}")
 
 

@@ -1,0 +1,228 @@
+"""Layer-by-layer attention: statistics computed as the forward pass produces each layer.
+
+With ``output_attentions=True`` a model hands back every layer's weights at once, ``n_layers x
+n_heads x T x T`` floats (4.5 GB for SmolLM2 at 2048 tokens). Here a forward hook on each
+attention module reads that layer's weights (eager attention returns them from the module even
+when they are not collected), folds them into the statistics, keeps them only if asked, and lets
+them go; peak memory then grows with one layer's ``n_heads x T x T``. The hooks are always
+removed, even when the forward pass fails.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from core import stats
+from core.errors import UnsupportedModelError
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
+
+__all__ = [
+    "LayerStatistics",
+    "THUMBNAIL_SIZE",
+    "attention_modules",
+    "capture_attention",
+    "layer_statistics",
+    "model_inputs_to_device",
+    "recompute_layers",
+    "stream_statistics",
+]
+
+THUMBNAIL_SIZE = 32
+# Attention modules return (attn_output, attn_weights): the weights are item 1 unless a model's
+# OutputRecorder says otherwise (transformers uses the same default).
+_WEIGHTS_INDEX = 1
+
+LayerCallback = Callable[[int, Tensor], None]
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end the forward pass once the last wanted layer has been seen."""
+
+
+def attention_modules(model: nn.Module) -> tuple[list[nn.Module], int]:
+    """The attention modules of ``model`` in layer order, and where their output holds the weights.
+
+    Found the way transformers itself records ``attentions``: from the model's
+    ``_can_record_outputs`` entry (a module class, a class-name suffix or an ``OutputRecorder``).
+    Raises :class:`UnsupportedModelError` for models that do not declare it.
+    """
+    base = getattr(model, "base_model", model)
+    spec = (getattr(base, "_can_record_outputs", None) or {}).get("attentions")
+    if spec is None:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} does not declare its attention modules, so attention cannot "
+            "be read layer by layer."
+        )
+    if isinstance(spec, type):  # a module class
+        target_class, class_name, layer_name, index = spec, None, None, _WEIGHTS_INDEX
+    elif isinstance(spec, str):  # a class-name suffix
+        target_class, class_name, layer_name, index = None, spec, None, _WEIGHTS_INDEX
+    else:  # an OutputRecorder, which states its own index
+        target_class, class_name = spec.target_class, spec.class_name
+        layer_name, index = spec.layer_name, spec.index
+    found = []
+    for name, module in base.named_modules():
+        matches = (target_class is not None and isinstance(module, target_class)) or (
+            class_name is not None and name.endswith(class_name)
+        )
+        if matches and (layer_name is None or f".{layer_name.strip('.')}." in f".{name}."):
+            found.append(module)
+    return found, index
+
+
+@contextmanager
+def capture_attention(
+    model: nn.Module, on_layer: LayerCallback, *, stop_after: int | None = None
+) -> Iterator[None]:
+    """Within the block, every forward pass of ``model`` calls ``on_layer(layer, weights)`` with
+    each layer's ``(n_heads, T, T)`` weights (batch item 0) as they are computed.
+
+    With ``stop_after=l`` the pass ends right after layer ``l`` (the block swallows the stop), so
+    recomputing one early layer does not pay for the layers above it.
+    """
+    modules, index = attention_modules(model)
+    handles = []
+
+    def make_hook(layer: int) -> Callable[..., None]:
+        def hook(module: nn.Module, args: object, output: object) -> None:
+            weights = output[index] if isinstance(output, tuple | list) else None
+            if weights is None:
+                raise UnsupportedModelError(
+                    f"Layer {layer} returned no attention weights; is the model loaded with "
+                    "attn_implementation='eager'?"
+                )
+            on_layer(layer, weights[0])  # (H, T, T)
+            if stop_after is not None and layer >= stop_after:
+                raise _StopForward
+
+        return hook
+
+    try:
+        for layer, module in enumerate(modules):
+            handles.append(module.register_forward_hook(make_hook(layer)))
+        with suppress(_StopForward):
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass(frozen=True, eq=False)
+class LayerStatistics:
+    """Everything computed from the attention of every layer, plus the layers that were kept.
+
+    ``statistics`` holds what :func:`layer_statistics` returns, stacked over layers:
+    ``head_entropy`` and ``normalized_head_entropy`` ``(L, H)``, ``layer_entropy`` ``(L,)``,
+    ``received_by_head`` ``(L, H, T)`` and ``thumbnails`` ``(L, H, S, S)``.
+    """
+
+    statistics: dict[str, Tensor]
+    kept: dict[int, Tensor]  # layer -> (n_heads, seq_len, seq_len) float32 on the CPU
+    stats_seconds: float  # time spent in the statistics, inside the forward pass
+
+
+def layer_statistics(
+    attn: Tensor, *, causal: bool, thumbnail_size: int = THUMBNAIL_SIZE
+) -> dict[str, Tensor]:
+    """The statistics of one layer's ``(n_heads, T, T)`` (or all layers' ``(L, H, T, T)``)
+    attention; both paths of :func:`core.analysis.analyze` use this one definition.
+
+    >>> out = layer_statistics(torch.full((2, 3, 3), 1 / 3), causal=False)
+    >>> out["head_entropy"], out["layer_entropy"]
+    (tensor([1.0986, 1.0986]), tensor(1.0986))
+    """
+    rows = stats.row_entropy(attn)  # (..., H, T)
+    return {
+        "head_entropy": rows.mean(dim=-1),  # (..., H)
+        "normalized_head_entropy": stats.normalize_row_entropy(rows, causal=causal).mean(dim=-1),
+        "layer_entropy": stats.head_entropy(stats.layer_average(attn)),  # (...,)
+        "received_by_head": stats.received_attention(attn),  # (..., H, T)
+        "thumbnails": stats.pooled_attention(attn, thumbnail_size),  # (..., H, S, S)
+    }
+
+
+def model_inputs_to_device(loaded: LoadedModel, inputs: dict[str, Tensor]) -> dict[str, object]:
+    """Keyword arguments for the base model: ``inputs`` on the model's device, no KV cache."""
+    kwargs: dict[str, object] = {key: value.to(loaded.device) for key, value in inputs.items()}
+    kwargs["return_dict"] = True
+    if loaded.kind == "decoder":
+        kwargs["use_cache"] = False  # no KV cache: nothing comes after this pass
+    return kwargs
+
+
+def stream_statistics(
+    loaded: LoadedModel,
+    inputs: dict[str, Tensor],
+    *,
+    keep: Sequence[int] = (),
+    thumbnail_size: int = THUMBNAIL_SIZE,
+) -> LayerStatistics:
+    """One forward pass of ``inputs`` (each ``(1, T)``), statistics gathered layer by layer.
+
+    Only the layers in ``keep`` are held (float32, CPU); the others are dropped once their
+    statistics are taken.
+    """
+    n_layers, n_heads = loaded.n_layers, loaded.n_heads
+    seq_len = inputs["input_ids"].shape[-1]
+    size = min(seq_len, thumbnail_size)
+    out = {
+        "head_entropy": torch.zeros(n_layers, n_heads),
+        "normalized_head_entropy": torch.zeros(n_layers, n_heads),
+        "layer_entropy": torch.zeros(n_layers),
+        "received_by_head": torch.zeros(n_layers, n_heads, seq_len),
+        "thumbnails": torch.zeros(n_layers, n_heads, size, size),
+    }
+    kept: dict[int, Tensor] = {}
+    wanted = set(keep)
+    seen: list[int] = []
+    spent = [0.0]
+
+    def on_layer(layer: int, weights: Tensor) -> None:
+        started = time.perf_counter()
+        attn = weights.float()  # (H, T, T)
+        for key, value in layer_statistics(attn, causal=loaded.causal, thumbnail_size=size).items():
+            out[key][layer] = value.cpu()
+        if layer in wanted:
+            kept[layer] = attn.cpu()
+        seen.append(layer)
+        spent[0] += time.perf_counter() - started
+
+    with torch.inference_mode(), capture_attention(loaded.model, on_layer):
+        loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
+    if sorted(seen) != list(range(n_layers)):
+        raise UnsupportedModelError(
+            f"Expected attention from {n_layers} layers, got {len(seen)}: this architecture is "
+            "not supported layer by layer."
+        )
+    return LayerStatistics(statistics=out, kept=kept, stats_seconds=spent[0])
+
+
+def recompute_layers(
+    loaded: LoadedModel, inputs: dict[str, Tensor], layers: Sequence[int]
+) -> dict[int, Tensor]:
+    """The full ``(n_heads, T, T)`` weights of ``layers``, by a forward pass that stops after the
+    highest of them."""
+    wanted = set(layers)
+    if not wanted:
+        return {}
+    got: dict[int, Tensor] = {}
+
+    def on_layer(layer: int, weights: Tensor) -> None:
+        if layer in wanted:
+            got[layer] = weights.float().cpu()
+
+    with (
+        torch.inference_mode(),
+        capture_attention(loaded.model, on_layer, stop_after=max(wanted)),
+    ):
+        loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
+    return got

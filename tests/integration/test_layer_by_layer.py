@@ -1,0 +1,87 @@
+"""The layer-by-layer path gives the statistics of the all-layers path, holding far less."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core import analyze
+from core.analysis import LayerNotHeldError, with_layers
+from core.streaming import attention_modules, capture_attention
+
+TEXT = "Statistics layer by layer must equal the statistics of every layer at once, 日本語も."
+STATS = ("head_entropy", "normalized_head_entropy", "layer_entropy", "received_by_head")
+
+
+def test_both_paths_give_the_same_statistics(any_model):
+    streamed = analyze(any_model, TEXT, method="layers")
+    at_once = analyze(any_model, TEXT, method="all")
+    for name in STATS:
+        assert torch.allclose(getattr(streamed, name), getattr(at_once, name), atol=1e-6), name
+    assert torch.allclose(streamed.received_by_layer, at_once.received_by_layer, atol=1e-6)
+    assert torch.allclose(streamed.thumbnails, at_once.thumbnails, atol=1e-6)
+    assert torch.allclose(streamed.attentions, at_once.attentions, atol=1e-6)
+    assert streamed.to_dict(3)["tokens"] == at_once.to_dict(3)["tokens"]
+
+
+def test_long_input_holds_only_what_was_asked(smollm2):
+    full = analyze(smollm2, TEXT, method="all")
+    lean = analyze(smollm2, TEXT, keep_layers=[4, 17])
+    assert lean.held_layers == (4, 17)
+    assert torch.allclose(lean.layer(17), full.layer(17), atol=1e-6)
+    with pytest.raises(LayerNotHeldError, match="with_layers"):
+        lean.layer(3)
+    for name in STATS:
+        assert torch.allclose(getattr(lean, name), getattr(full, name), atol=1e-6), name
+    auto = analyze(smollm2, TEXT, keep_bytes=1)  # nothing fits: statistics only
+    assert auto.held_layers == ()
+
+
+def test_recomputing_a_layer_on_demand(any_model):
+    full = analyze(any_model, "Recompute me later, please.", pair=None, method="all")
+    lean = analyze(any_model, "Recompute me later, please.", keep_layers="none")
+    again = with_layers(any_model, lean, [2, 0])
+    assert again.held_layers == (0, 2)
+    assert lean.held_layers == ()  # the original is untouched
+    assert torch.allclose(again.layer(2), full.layer(2), atol=1e-6)
+    assert torch.allclose(again.layer(0), full.layer(0), atol=1e-6)
+    assert with_layers(any_model, again, [2]) is again  # nothing missing, nothing recomputed
+
+
+def test_recompute_keeps_the_sentence_pair_segments(minilm):
+    full = analyze(minilm, "The cat sat.", "A dog slept.", method="all")
+    lean = analyze(minilm, "The cat sat.", "A dog slept.", keep_layers="none")
+    assert lean.token_type_ids is not None and 1 in lean.token_type_ids
+    assert torch.allclose(with_layers(minilm, lean, [5]).layer(5), full.layer(5), atol=1e-6)
+
+
+def test_every_layer_has_one_attention_module(any_model):
+    modules, index = attention_modules(any_model.model)
+    assert len(modules) == any_model.n_layers and index == 1
+
+
+def test_recompute_stops_after_the_last_wanted_layer(smollm2):
+    seen = []
+    inputs = {"input_ids": torch.tensor([[1, 2, 3, 4]])}
+    with (
+        torch.inference_mode(),
+        capture_attention(smollm2.model, lambda layer, w: seen.append(layer), stop_after=2),
+    ):
+        smollm2.model.base_model(**inputs, use_cache=False)
+    assert seen == [0, 1, 2]
+
+
+def test_hooks_are_removed_even_when_the_pass_fails(minilm):
+    modules, _ = attention_modules(minilm.model)
+    before = [len(m._forward_hooks) for m in modules]
+
+    def explode(layer, weights):
+        raise RuntimeError("boom")
+
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        torch.inference_mode(),
+        capture_attention(minilm.model, explode),
+    ):
+        minilm.model(input_ids=torch.tensor([[101, 2000, 102]]))
+    assert [len(m._forward_hooks) for m in modules] == before
