@@ -20,7 +20,7 @@ st.set_page_config(
 navigation = st.navigation(
     [
         st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", default=True),
-        st.Page("pages/bertviz.py", title="BertViz", icon=":material/hub:"),
+        st.Page("pages/views.py", title="Head & model view", icon=":material/hub:"),
         st.Page("pages/statistics.py", title="Statistics", icon=":material/bar_chart:"),
     ]
 )

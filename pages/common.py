@@ -7,7 +7,7 @@ Everything that is not about Streamlit lives in ``core`` (analysis) and ``viz`` 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -21,8 +21,10 @@ from core import (
     check_text,
     load_model,
 )
+from core.analysis import with_layers
 from core.examples import load_examples
 from core.models import needs_conversion
+from viz.attention_view import view_assets
 
 _log = logging.getLogger("attnscope")
 
@@ -39,6 +41,11 @@ ANALYZE_KEY = "analyze"
 RESULT_KEY = "result"
 LAYER_KEY = "selected_layer"
 HEAD_KEY = "selected_head"
+VIEW_KIND_KEY = "view_kind"
+VIEW_COMPONENT_KEY = "attention_view"
+REQUEST_KEY = "last_request"
+LAYER_CACHE_KEY = "layer_cache"
+PAYLOAD_CACHE_KEY = "payload_cache"
 BERTVIZ_VIEW_KEY = "bertviz_view"
 BERTVIZ_LAYERS_KEY = "bertviz_layers"
 BERTVIZ_HEADS_KEY = "bertviz_heads"
@@ -205,6 +212,9 @@ def run(request: Request) -> None:
             expanded=False,
         )
     st.session_state[RESULT_KEY] = result
+    st.session_state[REQUEST_KEY] = request
+    st.session_state[LAYER_CACHE_KEY] = {}
+    st.session_state[PAYLOAD_CACHE_KEY] = {}
     st.session_state[LAYER_KEY] = min(st.session_state[LAYER_KEY], result.n_layers - 1)
     st.session_state[HEAD_KEY] = min(st.session_state[HEAD_KEY], result.n_heads - 1)
     for key in RESULT_BOUND_KEYS:
@@ -272,4 +282,68 @@ def head_selector(
         format_func=lambda h: "average of all heads" if h is None else f"head {h}",
         on_change=_remember,
         args=(widget_key, HEAD_KEY),
+    )
+
+
+# Recomputed layers and encoded view payloads kept per session, newest last; a few at most,
+# since one SmolLM2 layer at 2048 tokens is 150 MB.
+_SESSION_CACHE_SIZE = 3
+
+
+def _remember_in(store_key: str, key: object, value: object) -> None:
+    store = st.session_state.setdefault(store_key, {})
+    store.pop(key, None)
+    store[key] = value
+    while len(store) > _SESSION_CACHE_SIZE:
+        store.pop(next(iter(store)))
+
+
+def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
+    """``result`` holding the weights of ``layers``: long inputs keep statistics only, so a
+    layer on screen is recomputed (a forward pass that stops after it) and kept for a while."""
+    store = st.session_state.setdefault(LAYER_CACHE_KEY, {})
+    missing = [layer for layer in layers if result.layer_weights[layer] is None]
+    if all(layer in store for layer in missing):
+        if not missing:
+            return result
+        weights = tuple(store.get(i, w) for i, w in enumerate(result.layer_weights))
+        return replace(result, layer_weights=weights)
+    request: Request | None = st.session_state.get(REQUEST_KEY)
+    device = request.device if request else None
+    with st.spinner(f"Recomputing layer {', '.join(map(str, missing))} for this long input..."):
+        model = get_model(result.model_name, device)
+        fuller = with_layers(model, result, missing)
+    for layer in missing:
+        _remember_in(LAYER_CACHE_KEY, layer, fuller.layer_weights[layer])
+    return fuller
+
+
+def cached_payload(key: tuple, build) -> bytes:
+    """An encoded view payload, built once per session for ``key``."""
+    store = st.session_state.setdefault(PAYLOAD_CACHE_KEY, {})
+    if key not in store:
+        _remember_in(PAYLOAD_CACHE_KEY, key, build())
+    return store[key]
+
+
+_VIEW_JS, _VIEW_CSS = view_assets()
+_ATTENTION_VIEW = st.components.v2.component("attnscope_attention_view", js=_VIEW_JS, css=_VIEW_CSS)
+
+
+def _follow_view_selection() -> None:
+    """The view's "selected" state (a clicked head) becomes the app's layer and head."""
+    state = st.session_state.get(VIEW_COMPONENT_KEY) or {}
+    selected = state.get("selected") if hasattr(state, "get") else None
+    if selected:
+        st.session_state[LAYER_KEY] = int(selected["layer"])
+        st.session_state[HEAD_KEY] = int(selected["head"])
+
+
+def attention_view(payload: bytes) -> None:
+    """Mount AttnScope's head/model view with ``payload`` (see ``viz.attention_view``)."""
+    _ATTENTION_VIEW(
+        data=payload,
+        key=VIEW_COMPONENT_KEY,
+        on_selected_change=_follow_view_selection,
+        default={"selected": None},
     )

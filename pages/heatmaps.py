@@ -15,7 +15,8 @@ with left:
     layer = common.layer_selector(result, LAYER_WIDGET)
 with right:
     head = common.head_selector(result, HEAD_WIDGET)
-figure = layer_heatmap(result, layer) if head is None else head_heatmap(result, layer, head)
+shown = common.ensure_layers(result, [layer])  # long inputs keep statistics only
+figure = layer_heatmap(shown, layer) if head is None else head_heatmap(shown, layer, head)
 st.plotly_chart(figure, key="heatmap")
 st.caption(
     "Row i shows how query token i spreads its attention over the key tokens (each row sums "

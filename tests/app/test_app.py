@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from core import analyze, load_model
+from viz.attention_view import decode_payload
 from viz.figures import axis_labels
 
-HEATMAPS, BERTVIZ, STATISTICS = "pages/heatmaps.py", "pages/bertviz.py", "pages/statistics.py"
+HEATMAPS, VIEWS, STATISTICS = "pages/heatmaps.py", "pages/views.py", "pages/statistics.py"
 
 
 def plotly_specs(at) -> list[dict]:
@@ -38,7 +39,7 @@ def analyze_in_app(at, text: str, *, model: str = "minilm", pair: str = ""):
     return at
 
 
-@pytest.mark.parametrize("page", [HEATMAPS, BERTVIZ, STATISTICS])
+@pytest.mark.parametrize("page", [HEATMAPS, VIEWS, STATISTICS])
 def test_every_page_asks_for_input_first(app, page):
     app.switch_page(page).run()
     assert not app.exception
@@ -76,7 +77,7 @@ def test_pages_share_the_result_and_never_rerun_the_model(app):
     calls = []
     handle = model.model.register_forward_pre_hook(lambda module, args: calls.append(1))
     try:
-        for page in (STATISTICS, BERTVIZ, HEATMAPS, STATISTICS):
+        for page in (STATISTICS, VIEWS, HEATMAPS, STATISTICS):
             app.switch_page(page).run()
             assert not app.exception
             assert app.session_state["result"] is result
@@ -122,40 +123,94 @@ def test_statistics_tables_match_core(app, minilm):
     ]
 
 
-def test_bertviz_page_embeds_offline_views(app):
+def view_payload(at):
+    [component] = at.get("bidi_component")
+    assert component.proto.component_name == "attnscope_attention_view"
+    return decode_payload(component.proto.bytes)
+
+
+def test_head_view_is_the_default_and_sends_one_layer_as_bytes(app, minilm):
+    text = "Our own views send bytes, not JSON."
+    analyze_in_app(app, text)
+    app.switch_page(VIEWS).run()
+    assert app.button_group(key="view_kind").value == "head"
+    header, blobs = view_payload(app)
+    expected = analyze(minilm, text)
+    assert header["mode"] == "head" and header["layer"] == 0
+    assert header["tokens"] == list(expected.tokens)
+    weights = blobs["weights"].astype(np.float32) / 65535  # (H, T, T)
+    assert weights.shape == (12, expected.seq_len, expected.seq_len)
+    assert np.allclose(weights, expected.layer(0).numpy(), atol=1e-5)
+
+    app.selectbox(key="views_layer").set_value(4).run()
+    header, blobs = view_payload(app)
+    assert header["layer"] == 4
+    assert np.allclose(blobs["weights"] / 65535, expected.layer(4).numpy(), atol=1e-5)
+
+
+def test_model_view_sends_thumbnails_and_the_selected_head(app, minilm):
+    analyze_in_app(app, "Thumbnails of every head.")
+    app.selectbox(key="heatmaps_layer").set_value(2).run()
+    app.selectbox(key="heatmaps_head").set_value(7).run()
+    app.switch_page(VIEWS).run()
+    app.button_group(key="view_kind").set_value("model").run()
+    header, blobs = view_payload(app)
+    assert header["mode"] == "model" and header["selected"] == [2, 7]
+    assert blobs["thumbnails"].shape[:2] == (6, 12)
+    expected = analyze(minilm, "Thumbnails of every head.")
+    assert np.allclose(blobs["detail"][0] / 65535, expected.head(2, 7).numpy(), atol=1e-5)
+
+
+def test_bertviz_views_offered_for_short_input_and_drawn_offline(app):
     analyze_in_app(app, "BertViz draws this offline.")
-    app.switch_page(BERTVIZ).run()
+    app.switch_page(VIEWS).run()
+    assert set(app.button_group(key="view_kind").options) >= {
+        "BertViz head view",
+        "BertViz model view",
+    }
+    app.button_group(key="view_kind").set_value("bertviz-head").run()
     [frame] = app.get("iframe")
     html = frame.proto.srcdoc
     assert "bertviz-head" in html and "cdnjs" not in html
     assert "d3 version" in html  # BertViz's own head_view.js is inside
-    assert not app.warning  # short input: everything is shown
     assert app.multiselect(key="bertviz_layers").value == list(range(6))
 
-    app.button_group(key="bertviz_view").set_value("model").run()
-    [frame] = app.get("iframe")
-    assert "bertviz-model" in frame.proto.srcdoc
-
+    app.button_group(key="view_kind").set_value("bertviz-model").run()
     app.multiselect(key="bertviz_layers").set_value([2]).run()
     app.multiselect(key="bertviz_heads").set_value([1, 5]).run()
     [frame] = app.get("iframe")
+    assert "bertviz-model" in frame.proto.srcdoc
     assert '"include_layers": [2]' in frame.proto.srcdoc
     assert '"include_heads": [1, 5]' in frame.proto.srcdoc
 
 
-def test_bertviz_long_input_gets_a_message_and_a_filtered_default(app):
+def test_long_input_keeps_our_views_and_explains_bertviz(app):
     analyze_in_app(app, "many words here " * 130)  # ~390 tokens: ~88 MB as BertViz JSON
-    app.switch_page(BERTVIZ).run()
-    assert "freeze the browser" in app.warning[0].value
-    assert app.multiselect(key="bertviz_layers").value == [0]
-    heads = app.multiselect(key="bertviz_heads").value
-    assert 1 <= len(heads) < 12
-    assert len(app.get("iframe")) == 1
+    app.switch_page(VIEWS).run()
+    options = app.button_group(key="view_kind").options
+    assert "BertViz head view" not in options
+    assert any("MB to the browser" in caption.value for caption in app.caption)
+    header, _ = view_payload(app)
+    assert header["seq_len"] == app.session_state["result"].seq_len > 300
 
-    app.multiselect(key="bertviz_layers").set_value(list(range(6))).run()
-    app.multiselect(key="bertviz_heads").set_value(list(range(12))).run()
-    assert "too much to draw" in app.error[0].value
-    assert not app.get("iframe")
+
+def test_a_layer_not_kept_is_recomputed_for_the_view(app, smollm2):
+    app.sidebar.number_input(key="max_tokens").set_value(1024).run()
+    text = "a long decoder input " * 200  # ~800 tokens: SmolLM2 keeps statistics only
+    analyze_in_app(app, text, model="smollm2")
+    result = app.session_state["result"]
+    assert result.held_layers == ()
+    app.switch_page(VIEWS).run()
+    app.selectbox(key="views_layer").set_value(29).run()
+    assert not app.exception
+    header, blobs = view_payload(app)
+    assert header["layer"] == 29 and header["seq_len"] == result.seq_len
+    full = analyze(smollm2, text, max_tokens=1024, keep_layers=[29])
+    assert np.allclose(blobs["weights"] / 65535, full.layer(29).numpy(), atol=1e-5)
+    app.switch_page(HEATMAPS).run()  # the heatmap page recomputes what it needs too
+    assert not app.exception
+    [spec] = plotly_specs(app)
+    assert np.allclose(decode(spec["data"][0]["z"]), full.layer(29)[0].numpy(), atol=1e-6)
 
 
 def test_sentence_pair_and_decoder(app):

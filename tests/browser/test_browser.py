@@ -34,16 +34,33 @@ def heatmap_tick_labels(page) -> list[str]:
     return chart.locator("g.xtick text").all_text_contents()
 
 
+HEADINGS = {
+    "Heatmaps": "Attention heatmaps",
+    "Head & model view": "Head view and model view",
+    "Statistics": "Attention statistics",
+}
+PAINTED = """c => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+    return n;
+}"""
+
+
 def open_page(page, name: str) -> None:
     page.get_by_role("link", name=name).click()
-    page.get_by_role(
-        "heading",
-        name={
-            "BertViz": "BertViz views",
-            "Heatmaps": "Attention heatmaps",
-            "Statistics": "Attention statistics",
-        }[name],
-    ).wait_for()
+    page.get_by_role("heading", name=HEADINGS[name]).wait_for()
+
+
+def open_view(page, label: str) -> None:
+    open_page(page, "Head & model view")
+    page.get_by_text(label, exact=True).click()
+
+
+def drawn_view(page):
+    root = page.locator(".atv-root[data-state=drawn]")
+    root.wait_for(timeout=60_000)
+    return root
 
 
 def bertviz_frame(page):
@@ -65,14 +82,14 @@ def test_heatmap_is_drawn_with_token_labels(page, minilm):
 
 def test_bertviz_draws_offline_with_no_failed_request(page):
     analyze_text(page, "BertViz needs no network here.")
-    open_page(page, "BertViz")
+    open_view(page, "BertViz head view")
     frame = bertviz_frame(page)
     texts = frame.locator("svg text").all_text_contents()
     assert "[CLS]" in texts and "network" in texts
     assert frame.locator("svg line").count() > 100  # attention lines were drawn
     page.screenshot(path=SCREENSHOTS / "bertviz-head.png")
 
-    page.get_by_text("Model view", exact=True).click()
+    page.get_by_text("BertViz model view", exact=True).click()
     frame = page.frame_locator("iframe").first
     frame.locator("svg text", has_text="Layers").wait_for(timeout=30_000)
     assert frame.locator("svg line").count() > 1000  # 6 x 12 thumbnails
@@ -88,7 +105,11 @@ def test_hostile_input_runs_nothing_and_shows_as_text(page, text, minilm):
     # Every piece is shown literally, angle brackets included, in the order of the text.
     assert heatmap_tick_labels(page) == [f"{i}: {token}" for i, token in enumerate(tokens)]
     assert "<" in tokens and ">" in tokens
-    open_page(page, "BertViz")
+    open_view(page, "Head view")
+    root = drawn_view(page)
+    assert root.locator(".atv-left .atv-text").all_text_contents() == list(tokens)
+    assert root.locator("img").count() == 0
+    page.get_by_text("BertViz head view", exact=True).click()
     frame = bertviz_frame(page)
     texts = frame.locator("svg text").all_text_contents()
     assert texts[: len(tokens)] == list(tokens)  # the left column of the head view
@@ -97,3 +118,61 @@ def test_hostile_input_runs_nothing_and_shows_as_text(page, text, minilm):
     page.wait_for_timeout(500)  # give an injected handler time to fire, if there were one
     assert page.watch.dialogs == []
     assert not page.watch.external and not page.watch.failed
+
+
+def test_head_view_draws_and_hover_shows_exact_weights(page, minilm):
+    text = "The animal didn't cross the street because it was too tired."
+    analyze_text(page, text)
+    open_view(page, "Head view")
+    root = drawn_view(page)
+    expected = analyze(minilm, text)
+    assert root.locator(".atv-left .atv-text").all_text_contents() == list(expected.tokens)
+    canvas = root.locator("canvas.atv-canvas")
+    assert canvas.evaluate(PAINTED) > 500  # lines were really drawn
+    assert int(root.locator(".atv-view").get_attribute("data-lines")) > 50
+
+    query = expected.tokens.index("it")
+    root.locator(".atv-left .atv-token").nth(query).hover()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('*')].some(e => e.shadowRoot && "
+        "e.shadowRoot.querySelector('.atv-right .atv-token[data-weight]'))"
+    )
+    shown = [
+        float(label.get_attribute("data-weight"))
+        for label in root.locator(".atv-right .atv-token").all()
+    ]
+    mean_over_heads = expected.layer(0)[:, query, :].mean(0).tolist()
+    assert shown == pytest.approx(mean_over_heads, abs=2e-5)
+    root.locator(".atv-left .atv-token").nth(query).screenshot(path=SCREENSHOTS / "hover.png")
+    page.screenshot(path=SCREENSHOTS / "head-view.png")
+
+
+def test_clicking_a_thumbnail_selects_that_head_everywhere(page):
+    analyze_text(page, "Click a head in the model view and the heatmap follows it.")
+    open_view(page, "Model view")
+    root = drawn_view(page)
+    thumbs = root.locator("canvas.atv-thumbs")
+    assert thumbs.evaluate(PAINTED) > 1000
+    box = thumbs.bounding_box()
+    cell_w, cell_h = box["width"] / 12, box["height"] / 6
+    thumbs.click(position={"x": cell_w * 7.5, "y": cell_h * 3.5})  # layer 3, head 7
+    page.locator(".atv-model-detail .atv-title", has_text="Layer 3, head 7").wait_for(
+        timeout=30_000
+    )
+    page.screenshot(path=SCREENSHOTS / "model-view.png")
+    open_page(page, "Heatmaps")
+    page.locator(".js-plotly-plot .gtitle", has_text="Layer 3, head 7").wait_for(timeout=30_000)
+
+
+def test_512_tokens_draw_in_both_views(page, minilm):
+    text = "The quick brown fox jumps over the lazy dog while the cat watches. " * 60
+    analyze_text(page, text)
+    open_view(page, "Head view")
+    root = drawn_view(page)
+    labels = root.locator(".atv-left .atv-text")
+    assert labels.count() == 512
+    assert root.locator("canvas.atv-canvas").evaluate(PAINTED) > 1000
+    page.get_by_text("Model view", exact=True).click()
+    page.locator(".atv-root[data-state=drawn] canvas.atv-thumbs").wait_for(timeout=60_000)
+    assert page.locator("canvas.atv-thumbs").evaluate(PAINTED) > 1000
+    assert not page.watch.errors, page.watch.errors

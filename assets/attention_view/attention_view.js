@@ -1,0 +1,493 @@
+// AttnScope head view and model view: a Streamlit components-v2 module.
+//
+// Reads the binary payload made by viz/attention_view.py (see its docstring for the layout), draws
+// attention lines on a <canvas> (only each row's strongest keys above a threshold, so tens of
+// thousands of lines at most) and token labels as text nodes (textContent, never markup).
+// Hovering a token shows its every weight; clicking a head (swatch or thumbnail) selects it in
+// the app through the component state "selected" = {layer, head}.
+
+const PALETTE = [
+  "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+  "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
+];
+const TOP_K_CHOICES = [1, 3, 5, 10];
+const HOVER_MIN = 0.001; // on hover, lines down to this weight are drawn (all values are listed)
+
+function headColor(h) {
+  return PALETTE[h % PALETTE.length];
+}
+
+function parsePayload(bytes) {
+  const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
+  if (magic !== "ATV1") throw new Error("not an AttnScope view payload");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getUint32(4, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  const base = 8 + headerLength;
+  const blobs = {};
+  for (const [name, blob] of Object.entries(header.blobs)) {
+    const start = base + blob.offset;
+    // slice() copies into a fresh, aligned buffer (the payload's own offset may be odd)
+    const raw = bytes.slice(start, start + blob.length).buffer;
+    blobs[name] = blob.dtype === "u16" ? new Uint16Array(raw) : new Uint8Array(raw);
+  }
+  return { header, blobs };
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function rowHeight(n) {
+  if (n <= 40) return 22;
+  if (n <= 128) return 18;
+  if (n <= 512) return 14;
+  if (n <= 1024) return 11;
+  return 8;
+}
+
+// --- attention access: dense (every weight) or sparse (each row's top keys) --------------------
+
+class LayerWeights {
+  constructor(header, blobs, nHeads) {
+    this.n = header.seq_len;
+    this.nHeads = nHeads;
+    this.scale = header.scale;
+    this.dense = blobs.weights || blobs.detail || null;
+    this.topValues = blobs.top_values || null;
+    this.topIndices = blobs.top_indices || null;
+    this.k = header.top_k || 0;
+    this.rowTop = new Map(); // head -> {idx: Uint16Array(n*K), val: Float32Array(n*K)}
+  }
+
+  weight(h, i, j) {
+    const n = this.n;
+    if (this.dense) return this.dense[(h * n + i) * n + j] / this.scale;
+    const base = (h * n + i) * this.k;
+    for (let r = 0; r < this.k; r++) {
+      if (this.topIndices[base + r] === j) return this.topValues[base + r] / this.scale;
+    }
+    return null; // not among the keys that were sent
+  }
+
+  // The K strongest keys of every row of head h, largest first.
+  top(h, K) {
+    const key = h * 1000 + K;
+    if (this.rowTop.has(key)) return this.rowTop.get(key);
+    const n = this.n;
+    const idx = new Int32Array(n * K).fill(-1);
+    const val = new Float32Array(n * K);
+    for (let i = 0; i < n; i++) {
+      const out = i * K;
+      if (this.dense) {
+        const row = (h * n + i) * n;
+        for (let j = 0; j < n; j++) {
+          const w = this.dense[row + j];
+          if (w === 0 || w <= val[out + K - 1] * this.scale) continue;
+          let r = K - 1;
+          while (r > 0 && val[out + r - 1] * this.scale < w) {
+            val[out + r] = val[out + r - 1];
+            idx[out + r] = idx[out + r - 1];
+            r--;
+          }
+          val[out + r] = w / this.scale;
+          idx[out + r] = j;
+        }
+      } else {
+        const base = (h * n + i) * this.k;
+        for (let r = 0; r < Math.min(K, this.k); r++) {
+          idx[out + r] = this.topIndices[base + r];
+          val[out + r] = this.topValues[base + r] / this.scale;
+        }
+      }
+    }
+    const result = { idx, val };
+    this.rowTop.set(key, result);
+    return result;
+  }
+}
+
+// --- line view: tokens in two columns, lines weighted by attention ------------------------------
+
+function buildLineView(container, header, weights, heads, ui, onHeadClick) {
+  const n = header.seq_len;
+  const rowH = rowHeight(n);
+  const tokens = header.tokens;
+  const canvasWidth = 320;
+
+  const controls = el("div", "atv-controls");
+  const swatches = el("div", "atv-swatches");
+  heads.forEach((h) => {
+    const swatch = el("button", "atv-swatch");
+    swatch.type = "button";
+    swatch.style.background = headColor(h);
+    swatch.dataset.head = String(h);
+    swatch.title = `Head ${h}: click to show or hide, double-click to show only this head`;
+    if (!ui.visible.has(h)) swatch.classList.add("atv-off");
+    swatch.addEventListener("click", () => {
+      if (ui.visible.has(h)) ui.visible.delete(h);
+      else ui.visible.add(h);
+      swatch.classList.toggle("atv-off", !ui.visible.has(h));
+      draw(null);
+      if (onHeadClick) onHeadClick(h);
+    });
+    swatch.addEventListener("dblclick", () => {
+      ui.visible = new Set([h]);
+      swatches.querySelectorAll(".atv-swatch").forEach((s) => {
+        s.classList.toggle("atv-off", Number(s.dataset.head) !== h);
+      });
+      draw(null);
+    });
+    swatches.appendChild(swatch);
+  });
+  controls.appendChild(swatches);
+
+  const topLabel = el("label", "atv-control", "top keys per row ");
+  const topSelect = el("select", "atv-topk");
+  TOP_K_CHOICES.forEach((k) => {
+    const option = el("option", null, String(k));
+    option.value = String(k);
+    if (k === ui.topK) option.selected = true;
+    topSelect.appendChild(option);
+  });
+  topSelect.addEventListener("change", () => {
+    ui.topK = Number(topSelect.value);
+    draw(null);
+  });
+  topLabel.appendChild(topSelect);
+  controls.appendChild(topLabel);
+
+  const thresholdLabel = el("label", "atv-control", "hide below ");
+  const threshold = el("input", "atv-threshold");
+  threshold.type = "range";
+  threshold.min = "0";
+  threshold.max = "0.5";
+  threshold.step = "0.01";
+  threshold.value = String(ui.threshold);
+  const thresholdValue = el("span", "atv-threshold-value", ui.threshold.toFixed(2));
+  threshold.addEventListener("input", () => {
+    ui.threshold = Number(threshold.value);
+    thresholdValue.textContent = ui.threshold.toFixed(2);
+    draw(null);
+  });
+  thresholdLabel.appendChild(threshold);
+  thresholdLabel.appendChild(thresholdValue);
+  controls.appendChild(thresholdLabel);
+  if (weights.topIndices) {
+    controls.appendChild(
+      el("span", "atv-note", `long input: the ${weights.k} strongest keys of each row were sent`)
+    );
+  }
+  container.appendChild(controls);
+
+  const scroller = el("div", "atv-scroller");
+  const body = el("div", "atv-lines");
+  body.style.height = `${n * rowH}px`;
+  body.style.setProperty("--atv-row", `${rowH}px`);
+  body.style.setProperty("--atv-font", `${Math.max(7, Math.min(14, rowH - 5))}px`);
+  const left = el("div", "atv-col atv-left");
+  const right = el("div", "atv-col atv-right");
+  const canvas = el("canvas", "atv-canvas");
+  const ratio = Math.min(window.devicePixelRatio || 1, n > 1024 ? 1 : 2);
+  canvas.width = canvasWidth * ratio;
+  canvas.height = n * rowH * ratio;
+  canvas.style.width = `${canvasWidth}px`;
+  canvas.style.height = `${n * rowH}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+
+  const leftLabels = [];
+  const rightLabels = [];
+  for (let i = 0; i < n; i++) {
+    const a = el("div", "atv-token");
+    a.appendChild(el("span", "atv-weight"));
+    a.appendChild(el("span", "atv-text", tokens[i]));
+    a.title = `${i}: ${tokens[i]} (query)`;
+    a.dataset.pos = String(i);
+    const b = el("div", "atv-token");
+    b.appendChild(el("span", "atv-text", tokens[i]));
+    b.appendChild(el("span", "atv-weight"));
+    b.title = `${i}: ${tokens[i]} (key)`;
+    b.dataset.pos = String(i);
+    if (header.sentence_b_start === i) {
+      a.classList.add("atv-pair-start");
+      b.classList.add("atv-pair-start");
+    }
+    leftLabels.push(a);
+    rightLabels.push(b);
+    left.appendChild(a);
+    right.appendChild(b);
+  }
+  body.appendChild(left);
+  body.appendChild(canvas);
+  body.appendChild(right);
+  scroller.appendChild(body);
+  container.appendChild(scroller);
+
+  const y = (i) => (i + 0.5) * rowH;
+
+  function clearWeights() {
+    for (let i = 0; i < n; i++) {
+      leftLabels[i].firstChild.textContent = "";
+      rightLabels[i].lastChild.textContent = "";
+      leftLabels[i].classList.remove("atv-hover");
+      rightLabels[i].classList.remove("atv-hover");
+    }
+  }
+
+  function line(h, i, j, w) {
+    ctx.strokeStyle = headColor(h);
+    ctx.globalAlpha = Math.min(1, 0.15 + 0.85 * w);
+    ctx.lineWidth = w > 0.5 ? 2 : 1;
+    ctx.beginPath();
+    ctx.moveTo(0, y(i));
+    ctx.lineTo(canvasWidth, y(j));
+    ctx.stroke();
+  }
+
+  // focus: null (every row), {query: i} or {key: j}
+  function draw(focus) {
+    const started = performance.now();
+    ctx.clearRect(0, 0, canvasWidth, n * rowH);
+    clearWeights();
+    const visible = heads.filter((h) => ui.visible.has(h));
+    let lines = 0;
+    if (focus === null) {
+      for (const h of visible) {
+        const { idx, val } = weights.top(heads.indexOf(h), ui.topK);
+        ctx.strokeStyle = headColor(h);
+        // bucket by opacity: one stroke per bucket keeps tens of thousands of lines fast
+        for (let bucket = 9; bucket >= 0; bucket--) {
+          ctx.globalAlpha = 0.1 + bucket * 0.09;
+          ctx.lineWidth = bucket >= 5 ? 2 : 1;
+          ctx.beginPath();
+          for (let i = 0; i < n; i++) {
+            for (let r = 0; r < ui.topK; r++) {
+              const w = val[i * ui.topK + r];
+              const j = idx[i * ui.topK + r];
+              if (j < 0 || w < ui.threshold) break;
+              if (Math.min(9, Math.floor(w * 10)) !== bucket) continue;
+              ctx.moveTo(0, y(i));
+              ctx.lineTo(canvasWidth, y(j));
+              lines++;
+            }
+          }
+          ctx.stroke();
+        }
+      }
+    } else {
+      const sums = new Float64Array(n);
+      const counts = new Uint16Array(n);
+      const other = focus.query !== undefined ? focus.query : focus.key;
+      (focus.query !== undefined ? leftLabels : rightLabels)[other].classList.add("atv-hover");
+      for (const h of visible) {
+        const slot = heads.indexOf(h);
+        for (let t = 0; t < n; t++) {
+          const w =
+            focus.query !== undefined ? weights.weight(slot, other, t) : weights.weight(slot, t, other);
+          if (w === null) continue;
+          sums[t] += w;
+          counts[t] += 1;
+          if (w >= HOVER_MIN) {
+            if (focus.query !== undefined) line(h, other, t, w);
+            else line(h, t, other, w);
+            lines++;
+          }
+        }
+      }
+      const labels = focus.query !== undefined ? rightLabels : leftLabels;
+      for (let t = 0; t < n; t++) {
+        if (counts[t] === 0) continue;
+        const mean = sums[t] / counts[t];
+        const span = focus.query !== undefined ? labels[t].lastChild : labels[t].firstChild;
+        span.textContent = mean >= 0.0005 ? mean.toFixed(3) : "";
+        labels[t].dataset.weight = String(mean);
+      }
+    }
+    ctx.globalAlpha = 1;
+    container.dataset.lines = String(lines);
+    container.dataset.drawMs = String(Math.round(performance.now() - started));
+  }
+
+  leftLabels.forEach((label, i) => {
+    label.addEventListener("mouseenter", () => draw({ query: i }));
+    label.addEventListener("mouseleave", () => draw(null));
+  });
+  rightLabels.forEach((label, j) => {
+    label.addEventListener("mouseenter", () => draw({ key: j }));
+    label.addEventListener("mouseleave", () => draw(null));
+  });
+  draw(null);
+  return { draw };
+}
+
+// --- model view: every layer x head as a thumbnail --------------------------------------------
+
+function viridisLike(v) {
+  // white -> blue, matching the heatmaps' "Blues" scale
+  const r = Math.round(247 - 239 * v);
+  const g = Math.round(251 - 203 * v);
+  const b = Math.round(255 - 148 * v);
+  return [r, g, b];
+}
+
+function buildModelView(container, header, blobs, setSelected) {
+  const nLayers = header.n_layers;
+  const nHeads = header.n_heads;
+  const thumbs = blobs.thumbnails;
+  const s = header.blobs.thumbnails.shape[2];
+  const available = Math.max(320, (container.clientWidth || 900) - 60);
+  const cell = Math.max(24, Math.min(72, Math.floor(available / nHeads) - 4));
+  const gap = 4;
+
+  const grid = el("div", "atv-grid");
+  const canvas = el("canvas", "atv-thumbs");
+  const width = nHeads * (cell + gap);
+  const height = nLayers * (cell + gap);
+  canvas.width = width;
+  canvas.height = height;
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  const tile = document.createElement("canvas");
+  tile.width = s;
+  tile.height = s;
+  const tileCtx = tile.getContext("2d");
+  const image = tileCtx.createImageData(s, s);
+  for (let l = 0; l < nLayers; l++) {
+    for (let h = 0; h < nHeads; h++) {
+      const base = (l * nHeads + h) * s * s;
+      for (let p = 0; p < s * s; p++) {
+        const [r, g, b] = viridisLike(thumbs[base + p] / 255);
+        image.data[p * 4] = r;
+        image.data[p * 4 + 1] = g;
+        image.data[p * 4 + 2] = b;
+        image.data[p * 4 + 3] = 255;
+      }
+      tileCtx.putImageData(image, 0, 0);
+      ctx.drawImage(tile, h * (cell + gap), l * (cell + gap), cell, cell);
+    }
+  }
+  if (header.selected) {
+    const [l, h] = header.selected;
+    ctx.strokeStyle = "#d62728";
+    ctx.lineWidth = 3;
+    ctx.strokeRect(h * (cell + gap) - 1, l * (cell + gap) - 1, cell + 2, cell + 2);
+  }
+
+  const columns = el("div", "atv-axis atv-columns");
+  columns.style.width = `${width}px`;
+  for (let h = 0; h < nHeads; h++) {
+    const label = el("span", null, `H${h}`);
+    label.style.width = `${cell + gap}px`;
+    columns.appendChild(label);
+  }
+  const rows = el("div", "atv-axis atv-rows");
+  for (let l = 0; l < nLayers; l++) {
+    const label = el("span", null, `L${l}`);
+    label.style.height = `${cell + gap}px`;
+    label.style.lineHeight = `${cell + gap}px`;
+    rows.appendChild(label);
+  }
+  const tooltip = el("div", "atv-tooltip");
+  tooltip.hidden = true;
+
+  const at = (event) => {
+    const box = canvas.getBoundingClientRect();
+    const h = Math.floor((event.clientX - box.left) / (cell + gap));
+    const l = Math.floor((event.clientY - box.top) / (cell + gap));
+    return l >= 0 && l < nLayers && h >= 0 && h < nHeads ? [l, h] : null;
+  };
+  canvas.addEventListener("mousemove", (event) => {
+    const hit = at(event);
+    if (!hit) {
+      tooltip.hidden = true;
+      return;
+    }
+    const [l, h] = hit;
+    const entropy = header.head_entropy[l][h];
+    const normalized = header.normalized_head_entropy[l][h];
+    tooltip.textContent = `Layer ${l}, head ${h} · entropy ${entropy.toFixed(3)} nats (normalised ${normalized.toFixed(2)}) · click to open`;
+    tooltip.hidden = false;
+  });
+  canvas.addEventListener("mouseleave", () => {
+    tooltip.hidden = true;
+  });
+  canvas.addEventListener("click", (event) => {
+    const hit = at(event);
+    if (hit) setSelected(hit[0], hit[1]);
+  });
+
+  const frame = el("div", "atv-grid-frame");
+  frame.appendChild(el("div", "atv-corner"));
+  frame.appendChild(columns);
+  frame.appendChild(rows);
+  frame.appendChild(canvas);
+  grid.appendChild(frame);
+  grid.appendChild(tooltip);
+  container.appendChild(grid);
+}
+
+// --- entry point --------------------------------------------------------------------------------
+
+export default function (component) {
+  const { data, parentElement, setStateValue } = component;
+  if (!data) return;
+  let root = parentElement.querySelector(".atv-root");
+  if (!root) {
+    root = el("div", "atv-root");
+    parentElement.appendChild(root);
+  }
+  const started = performance.now();
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  let parsed;
+  try {
+    parsed = parsePayload(bytes);
+  } catch (error) {
+    root.textContent = `Cannot draw this view: ${error.message}`;
+    return;
+  }
+  const { header, blobs } = parsed;
+  if (root.dataset.viewId === header.view_id) return; // same data: keep what is drawn
+  root.dataset.viewId = header.view_id;
+  root.dataset.state = "drawing";
+  root.replaceChildren();
+  const ui = root.__ui || { visible: null, topK: header.seq_len > 256 ? 3 : 5, threshold: 0.05 };
+  root.__ui = ui;
+  const select = (layer, head) => setStateValue("selected", { layer, head });
+
+  if (header.mode === "head") {
+    const heads = Array.from({ length: header.n_heads }, (_, h) => h);
+    if (!ui.visible || ui.visibleFor !== header.n_heads) {
+      ui.visible = new Set(heads);
+      ui.visibleFor = header.n_heads;
+    }
+    const title = el("div", "atv-title", `Layer ${header.layer} · ${header.n_heads} heads`);
+    root.appendChild(title);
+    const view = el("div", "atv-view");
+    root.appendChild(view);
+    buildLineView(view, header, new LayerWeights(header, blobs, header.n_heads), heads, ui, (h) =>
+      select(header.layer, h)
+    );
+  } else {
+    const layout = el("div", "atv-model");
+    root.appendChild(layout);
+    const gridBox = el("div", "atv-model-grid");
+    layout.appendChild(gridBox);
+    buildModelView(gridBox, header, blobs, select);
+    if (header.selected && blobs.detail) {
+      const [layer, head] = header.selected;
+      const detail = el("div", "atv-model-detail");
+      detail.appendChild(el("div", "atv-title", `Layer ${layer}, head ${head}`));
+      layout.appendChild(detail);
+      const detailUi = { visible: new Set([head]), topK: ui.topK, threshold: ui.threshold };
+      buildLineView(detail, header, new LayerWeights(header, blobs, 1), [head], detailUi, null);
+    }
+  }
+  root.dataset.state = "drawn";
+  root.dataset.renderMs = String(Math.round(performance.now() - started));
+}

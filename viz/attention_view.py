@@ -1,0 +1,185 @@
+"""Binary payloads for AttnScope's own head view and model view (``assets/attention_view``).
+
+BertViz sends every weight of every layer as JSON text (869 MB at 512 tokens). These views send
+only what is on screen, as bytes:
+
+- head view: one layer, every head, each weight as a 16-bit fixed-point number (``round(w *
+  65535)``, exact to 1e-5), or, past :data:`DENSE_LIMIT` weights, each row's top
+  :data:`SPARSE_TOP_K` keys with their weights;
+- model view: a max-pooled ``S x S`` thumbnail of every layer x head (8 bits each, scaled to its
+  own maximum) and, at full resolution, the one head that is open.
+
+Layout: ``b"ATV1"``, a little-endian ``uint32`` header length, a UTF-8 JSON header (tokens,
+shapes, statistics for tooltips, where each blob starts), zero padding to a multiple of 4, then
+the blobs, each starting at a multiple of 4. Tokens reach the page as JSON strings and are set
+with ``textContent``, never parsed as markup.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from core.analysis import Analysis
+
+__all__ = [
+    "DENSE_LIMIT",
+    "MAGIC",
+    "SPARSE_TOP_K",
+    "ViewMode",
+    "ViewPayload",
+    "decode_payload",
+    "encode_head_view",
+    "encode_model_view",
+    "view_assets",
+]
+
+ViewMode = Literal["head", "model"]
+MAGIC = b"ATV1"
+SCALE = 65535  # 16-bit fixed point: weight w is sent as round(w * SCALE)
+# Up to 16M weights (32 MB) a layer goes dense, so hovering shows every weight; beyond, each
+# row's strongest keys only (SmolLM2 at 2048 tokens: 75 MB dense, 2.4 MB sparse).
+DENSE_LIMIT = 16 * 2**20
+SPARSE_TOP_K = 32
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "attention_view"
+
+_DTYPES = {"u8": np.uint8, "u16": np.uint16}
+
+
+@dataclass(frozen=True)
+class ViewPayload:
+    """The bytes for the component and what they hold, for tests and the benchmark."""
+
+    data: bytes
+    header: dict[str, Any]
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@functools.cache
+def view_assets() -> tuple[str, str]:
+    """The component's JavaScript and CSS, read once from ``assets/attention_view``."""
+    js = (ASSETS / "attention_view.js").read_text(encoding="utf-8")
+    css = (ASSETS / "attention_view.css").read_text(encoding="utf-8")
+    return js, css
+
+
+def _fixed16(weights: Tensor) -> np.ndarray:
+    """Probabilities in [0, 1] as ``uint16`` ``round(w * 65535)``.
+
+    >>> _fixed16(torch.tensor([0.0, 0.5, 1.0])).tolist()
+    [0, 32768, 65535]
+    """
+    scaled = weights.detach().float().clamp(0, 1).mul(SCALE).round()
+    return scaled.to(torch.int32).numpy().astype(np.uint16)
+
+
+def _pack(header: dict[str, Any], blobs: dict[str, tuple[np.ndarray, str]]) -> ViewPayload:
+    """Lay out header and blobs (see the module docstring); blob offsets go into the header."""
+    parts: list[bytes] = []
+    offset = 0
+    described = {}
+    for name, (array, dtype) in blobs.items():
+        raw = np.ascontiguousarray(array, dtype=_DTYPES[dtype]).tobytes()
+        described[name] = {
+            "offset": offset,
+            "length": len(raw),
+            "dtype": dtype,
+            "shape": list(array.shape),
+        }
+        padding = (-len(raw)) % 4
+        parts.append(raw + b"\0" * padding)
+        offset += len(raw) + padding
+    body = b"".join(parts)
+    header = {**header, "blobs": described}
+    header["view_id"] = hashlib.sha1(
+        json.dumps(header, sort_keys=True).encode() + hashlib.sha1(body).digest()
+    ).hexdigest()[:16]
+    head = json.dumps(header, ensure_ascii=False).encode("utf-8")
+    head += b" " * ((-(len(head) + 8)) % 4)  # JSON allows trailing spaces: keeps blobs aligned
+    return ViewPayload(MAGIC + struct.pack("<I", len(head)) + head + body, header)
+
+
+def decode_payload(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The inverse of the packing, as the browser does it: header and blobs as arrays."""
+    if data[:4] != MAGIC:
+        raise ValueError("not an AttnScope view payload")
+    (length,) = struct.unpack("<I", data[4:8])
+    header = json.loads(data[8 : 8 + length].decode("utf-8"))
+    base = 8 + length
+    blobs = {}
+    for name, blob in header["blobs"].items():
+        start = base + blob["offset"]
+        flat = np.frombuffer(data[start : start + blob["length"]], dtype=_DTYPES[blob["dtype"]])
+        blobs[name] = flat.reshape(blob["shape"])
+    return header, blobs
+
+
+def _base_header(result: Analysis, mode: ViewMode) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "tokens": list(result.tokens),
+        "seq_len": result.seq_len,
+        "n_layers": result.n_layers,
+        "n_heads": result.n_heads,
+        "causal": result.causal,
+        "sentence_b_start": result.sentence_b_start,
+        "scale": SCALE,
+        "head_entropy": [[round(v, 4) for v in row] for row in result.head_entropy.tolist()],
+        "normalized_head_entropy": [
+            [round(v, 4) for v in row] for row in result.normalized_head_entropy.tolist()
+        ],
+    }
+
+
+def encode_head_view(
+    result: Analysis,
+    layer: int,
+    *,
+    selected_head: int | None = None,
+    dense_limit: int = DENSE_LIMIT,
+) -> ViewPayload:
+    """The head view of ``layer``: all its heads; ``result`` must hold that layer's weights."""
+    weights = result.layer(layer)  # (H, T, T)
+    header = _base_header(result, "head")
+    header.update({"layer": layer, "selected_head": selected_head})
+    if weights.numel() <= dense_limit:
+        header["encoding"] = "dense"
+        blobs = {"weights": (_fixed16(weights), "u16")}
+    else:
+        k = min(SPARSE_TOP_K, result.seq_len)
+        values, indices = torch.topk(weights, k, dim=-1)  # (H, T, k) each, largest first
+        header["encoding"] = "sparse"
+        header["top_k"] = k
+        blobs = {
+            "top_values": (_fixed16(values), "u16"),
+            "top_indices": (indices.to(torch.int32).numpy(), "u16"),
+        }
+    return _pack(header, blobs)
+
+
+def encode_model_view(result: Analysis, selected: tuple[int, int] | None = None) -> ViewPayload:
+    """Thumbnails of every layer x head, and the ``selected`` (layer, head) at full resolution
+    when given (``result`` must then hold that layer)."""
+    thumbs = result.thumbnails  # (L, H, S, S)
+    peak = thumbs.amax(dim=(-1, -2), keepdim=True).clamp_min(1e-12)  # (L, H, 1, 1)
+    # sqrt brightens faint structure; every thumbnail uses its own range, like a heatmap would
+    pixels = (thumbs / peak).sqrt().mul(255).round().to(torch.uint8).numpy()
+    header = _base_header(result, "model")
+    header["selected"] = list(selected) if selected else None
+    blobs: dict[str, tuple[np.ndarray, str]] = {"thumbnails": (pixels, "u8")}
+    if selected is not None:
+        layer, head = selected
+        blobs["detail"] = (_fixed16(result.head(layer, head).unsqueeze(0)), "u16")  # (1, T, T)
+    return _pack(header, blobs)
