@@ -1,4 +1,5 @@
-"""AttnScope's Streamlit entry point: page navigation, the shared sidebar form, then the page.
+"""AttnScope's Streamlit entry point: language, page navigation, the shared sidebar form, then
+the page.
 
 Run with ``streamlit run app.py`` (or ``make run``). Pages live in ``pages/``; the logic they show
 lives in ``core/`` and ``viz/``.
@@ -19,9 +20,25 @@ st.set_page_config(
 
 navigation = st.navigation(
     [
-        st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", default=True),
-        st.Page("pages/views.py", title="Head & model view", icon=":material/hub:"),
-        st.Page("pages/statistics.py", title="Statistics", icon=":material/bar_chart:"),
+        st.Page(
+            "pages/heatmaps.py",
+            title=common.tr("nav.heatmaps"),
+            icon=":material/grid_on:",
+            url_path="heatmaps",
+            default=True,
+        ),
+        st.Page(
+            "pages/views.py",
+            title=common.tr("nav.views"),
+            icon=":material/hub:",
+            url_path="views",
+        ),
+        st.Page(
+            "pages/statistics.py",
+            title=common.tr("nav.statistics"),
+            icon=":material/bar_chart:",
+            url_path="statistics",
+        ),
     ]
 )
 request = common.sidebar()

@@ -210,10 +210,7 @@ class Analysis:
             raise IndexError(f"layer {layer} out of range 0..{self.n_layers - 1}")
         weights = self.layer_weights[layer]
         if weights is None:
-            raise LayerNotHeldError(
-                f"The weights of layer {layer} were not kept for this {self.seq_len}-token input; "
-                "recompute them with core.analysis.with_layers(model, result, [layer])."
-            )
+            raise LayerNotHeldError("error.layer_not_held", layer=layer, tokens=self.seq_len)
         return weights
 
     def head(self, layer: int, head: int) -> Tensor:
@@ -284,7 +281,7 @@ def check_text(text: str | None) -> str:
     core.errors.InputError: The text is empty: type or paste some text to analyse.
     """
     if not text or not text.strip():
-        raise InputError("The text is empty: type or paste some text to analyse.")
+        raise InputError("error.empty_text")
     return text
 
 
@@ -296,10 +293,7 @@ def tokenize(
     if pair is not None and not pair.strip():
         pair = None
     if pair is not None and loaded.kind == "decoder":
-        raise InputError(
-            "A second sentence only applies to encoder models (BERT-like); "
-            f"{loaded.title} is a decoder. Clear the second sentence or pick an encoder."
-        )
+        raise InputError("error.pair_decoder", model=loaded.title)
     limit = min(max_tokens or loaded.max_tokens, loaded.max_tokens)
     tokenizer = loaded.tokenizer
     fast = bool(getattr(tokenizer, "is_fast", False))
@@ -355,9 +349,7 @@ def _forward_all_layers(loaded: LoadedModel, inputs: dict[str, Tensor]) -> Tenso
         out = loaded.model.base_model(**kwargs, output_attentions=True)
     attentions = out.attentions
     if not attentions or any(a is None for a in attentions):
-        raise UnsupportedModelError(
-            f"{loaded.title} returned no attention weights; it may not support eager attention."
-        )
+        raise UnsupportedModelError("error.no_attention", model=loaded.title)
     return torch.stack([layer[0] for layer in attentions]).float().cpu()  # (L, H, T, T)
 
 

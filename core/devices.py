@@ -37,9 +37,9 @@ def pick_device(requested: str | None = None) -> torch.device:
                 return torch.device(name)
     base = choice.split(":")[0]
     if base not in get_args(DeviceName):
-        raise InputError(f"Unknown device '{choice}': use one of cuda, mps, cpu or auto.")
+        raise InputError("error.unknown_device", device=choice)
     if not _available(base):
-        raise InputError(f"Device '{choice}' is not available on this machine: use cpu or auto.")
+        raise InputError("error.device_unavailable", device=choice)
     return torch.device(choice)
 
 

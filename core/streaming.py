@@ -58,10 +58,7 @@ def attention_modules(model: nn.Module) -> tuple[list[nn.Module], int]:
     base = getattr(model, "base_model", model)
     spec = (getattr(base, "_can_record_outputs", None) or {}).get("attentions")
     if spec is None:
-        raise UnsupportedModelError(
-            f"{type(model).__name__} does not declare its attention modules, so attention cannot "
-            "be read layer by layer."
-        )
+        raise UnsupportedModelError("error.no_attention_modules", model=type(model).__name__)
     if isinstance(spec, type):  # a module class
         target_class, class_name, layer_name, index = spec, None, None, _WEIGHTS_INDEX
     elif isinstance(spec, str):  # a class-name suffix
@@ -96,10 +93,7 @@ def capture_attention(
         def hook(module: nn.Module, args: object, output: object) -> None:
             weights = output[index] if isinstance(output, tuple | list) else None
             if weights is None:
-                raise UnsupportedModelError(
-                    f"Layer {layer} returned no attention weights; is the model loaded with "
-                    "attn_implementation='eager'?"
-                )
+                raise UnsupportedModelError("error.no_attention_layer", layer=layer)
             on_layer(layer, weights[0])  # (H, T, T)
             if stop_after is not None and layer >= stop_after:
                 raise _StopForward
@@ -199,10 +193,7 @@ def stream_statistics(
     with torch.inference_mode(), capture_attention(loaded.model, on_layer):
         loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
     if sorted(seen) != list(range(n_layers)):
-        raise UnsupportedModelError(
-            f"Expected attention from {n_layers} layers, got {len(seen)}: this architecture is "
-            "not supported layer by layer."
-        )
+        raise UnsupportedModelError("error.layer_count", expected=n_layers, got=len(seen))
     return LayerStatistics(statistics=out, kept=kept, stats_seconds=spent[0])
 
 

@@ -1,13 +1,15 @@
-"""Streamlit glue shared by every page: widget keys, cached model and analysis, the sidebar form,
-and the session state that carries model, text and result across pages.
+"""Streamlit glue shared by every page: widget keys, language, cached model and analysis, the
+sidebar form, and the session state that carries model, text and result across pages.
 
-Everything that is not about Streamlit lives in ``core`` (analysis) and ``viz`` (views).
+Everything that is not about Streamlit lives in ``core`` (analysis, words) and ``viz`` (views).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import streamlit as st
 
@@ -23,12 +25,14 @@ from core import (
 )
 from core.analysis import with_layers
 from core.examples import load_examples
+from core.i18n import DEFAULT_LANG, LANGUAGES, Lang, parse_lang, t
 from core.models import needs_conversion
 from viz.attention_view import view_assets
 
 _log = logging.getLogger("attnscope")
 
 # Widget keys (constants, so pages and tests agree on them).
+LANG_KEY = "lang"
 MODEL_KEY = "model_choice"
 CUSTOM_MODEL_KEY = "custom_model"
 EXAMPLE_KEY = "example"
@@ -37,22 +41,22 @@ PAIR_KEY = "pair"
 MAX_TOKENS_KEY = "max_tokens"
 DEVICE_KEY = "device"
 ANALYZE_KEY = "analyze"
+VIEW_KIND_KEY = "view_kind"
+VIEW_COMPONENT_KEY = "attention_view"
+BERTVIZ_LAYERS_KEY = "bertviz_layers"
+BERTVIZ_HEADS_KEY = "bertviz_heads"
 # Session state that is not a widget.
 RESULT_KEY = "result"
 LAYER_KEY = "selected_layer"
 HEAD_KEY = "selected_head"
-VIEW_KIND_KEY = "view_kind"
-VIEW_COMPONENT_KEY = "attention_view"
 REQUEST_KEY = "last_request"
 LAYER_CACHE_KEY = "layer_cache"
 PAYLOAD_CACHE_KEY = "payload_cache"
-BERTVIZ_VIEW_KEY = "bertviz_view"
-BERTVIZ_LAYERS_KEY = "bertviz_layers"
-BERTVIZ_HEADS_KEY = "bertviz_heads"
 # Widgets whose defaults depend on the result: reset when a new result arrives.
 RESULT_BOUND_KEYS = (BERTVIZ_LAYERS_KEY, BERTVIZ_HEADS_KEY)
 
 CUSTOM_CHOICE = "other"
+MODEL_DESCRIPTIONS = {"minilm": "about.minilm", "smollm2": "about.smollm2"}
 DEFAULT_MAX_TOKENS = 512
 MAX_TOKENS_CEILING = 8192
 
@@ -66,6 +70,44 @@ class Request:
     pair: str | None
     max_tokens: int
     device: str | None
+
+
+# --- language -------------------------------------------------------------------------------------
+
+
+def lang() -> Lang:
+    """The interface language: the sidebar's choice, first taken from ``?lang=``."""
+    if LANG_KEY not in st.session_state:
+        st.session_state[LANG_KEY] = parse_lang(st.query_params.get("lang"))
+    return parse_lang(st.session_state[LANG_KEY])
+
+
+def tr(key: str, /, **params: object) -> str:
+    """``key`` in the interface language (see :func:`core.i18n.t`)."""
+    return t(key, lang(), **params)
+
+
+def _language_changed() -> None:
+    st.query_params["lang"] = st.session_state[LANG_KEY]  # a shared link keeps the language
+
+
+def language_selector() -> None:
+    current = lang()  # seeds the widget from ?lang= on a session's first run
+    # Streamlit drops query parameters when the page changes: put the language back, so the
+    # address bar can always be shared as it is.
+    shown = current != DEFAULT_LANG or "lang" in st.query_params
+    if shown and st.query_params.get("lang") != current:
+        st.query_params["lang"] = current
+    st.selectbox(
+        t("app.language"),
+        list(LANGUAGES),
+        key=LANG_KEY,
+        format_func=LANGUAGES.__getitem__,
+        on_change=_language_changed,
+    )
+
+
+# --- cached model and analysis --------------------------------------------------------------------
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
@@ -86,11 +128,15 @@ def get_analysis(
     return analyze(_model, text, pair, max_tokens=max_tokens)
 
 
+# --- the sidebar form -----------------------------------------------------------------------------
+
+
 def _init_state() -> None:
+    examples = load_examples()
     st.session_state.setdefault(MODEL_KEY, DEFAULT_MODEL)
     st.session_state.setdefault(CUSTOM_MODEL_KEY, "")
-    st.session_state.setdefault(EXAMPLE_KEY, load_examples()[0].id)
-    st.session_state.setdefault(TEXT_KEY, load_examples()[0].text)
+    st.session_state.setdefault(EXAMPLE_KEY, examples[0].id)
+    st.session_state.setdefault(TEXT_KEY, examples[0].text)
     st.session_state.setdefault(PAIR_KEY, "")
     st.session_state.setdefault(MAX_TOKENS_KEY, DEFAULT_MAX_TOKENS)
     st.session_state.setdefault(DEVICE_KEY, "auto")
@@ -105,11 +151,18 @@ def _use_example() -> None:
         st.session_state[PAIR_KEY] = chosen.pair or ""
 
 
-def _model_label(choice: str) -> str:
+# Option labels are formatted with the language fixed when the widget is drawn: Streamlit (and
+# AppTest) may call a format_func later, outside the script run that knows the session.
+def _model_label(choice: str, language: Lang) -> str:
     if choice == CUSTOM_CHOICE:
-        return "Other: Hugging Face id or folder"
+        return t("sidebar.model_other", language)
     spec = BUILTIN_MODELS[choice]
-    return f"{spec.title} ({spec.kind})"
+    kind = kind_label(spec.kind, language)
+    return t("sidebar.model_builtin", language, title=spec.title, kind=kind)
+
+
+def kind_label(kind: str, language: Lang) -> str:
+    return t("common.decoder" if kind == "decoder" else "common.encoder", language)
 
 
 def sidebar() -> Request | None:
@@ -118,45 +171,44 @@ def sidebar() -> Request | None:
     examples = {e.id: e for e in load_examples()}
     with st.sidebar:
         st.title("AttnScope")
+        language_selector()
         choice = st.selectbox(
-            "Model", [*BUILTIN_MODELS, CUSTOM_CHOICE], key=MODEL_KEY, format_func=_model_label
+            tr("sidebar.model"),
+            [*BUILTIN_MODELS, CUSTOM_CHOICE],
+            key=MODEL_KEY,
+            format_func=partial(_model_label, language=lang()),
         )
         if choice == CUSTOM_CHOICE:
             st.text_input(
-                "Model id or folder",
+                tr("sidebar.custom_model"),
                 key=CUSTOM_MODEL_KEY,
-                placeholder="e.g. bert-base-uncased or /path/to/model",
-                help="A Hugging Face model id (downloaded once if online) or a local folder "
-                "saved with save_pretrained.",
+                placeholder=tr("sidebar.custom_model_placeholder"),
+                help=tr("sidebar.custom_model_help"),
             )
         else:
-            st.caption(BUILTIN_MODELS[choice].description)
+            st.caption(tr(MODEL_DESCRIPTIONS[choice]))
         st.selectbox(
-            "Example",
+            tr("sidebar.example"),
             list(examples),
             key=EXAMPLE_KEY,
             format_func=lambda key: examples[key].title,
             on_change=_use_example,
         )
-        st.text_area("Text", key=TEXT_KEY, height=140)
+        st.text_area(tr("sidebar.text"), key=TEXT_KEY, height=140)
         is_decoder = choice != CUSTOM_CHOICE and BUILTIN_MODELS[choice].kind == "decoder"
         if not is_decoder:
-            st.text_input(
-                "Second sentence (optional, encoders only)",
-                key=PAIR_KEY,
-                help="Analysed as a sentence pair: [CLS] A [SEP] B [SEP].",
-            )
-        with st.expander("Settings"):
+            st.text_input(tr("sidebar.pair"), key=PAIR_KEY, help=tr("sidebar.pair_help"))
+        with st.expander(tr("sidebar.settings")):
             st.number_input(
-                "Max tokens",
+                tr("sidebar.max_tokens"),
                 min_value=2,
                 max_value=MAX_TOKENS_CEILING,
                 step=64,
                 key=MAX_TOKENS_KEY,
-                help="Longer input is truncated (never more than the model's own limit).",
+                help=tr("sidebar.max_tokens_help"),
             )
-            st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=DEVICE_KEY)
-        pressed = st.button("Analyze", key=ANALYZE_KEY, type="primary", width="stretch")
+            st.selectbox(tr("sidebar.device"), ["auto", "cpu", "cuda", "mps"], key=DEVICE_KEY)
+        pressed = st.button(tr("sidebar.analyze"), key=ANALYZE_KEY, type="primary", width="stretch")
     if not pressed:
         return None
     model = st.session_state[CUSTOM_MODEL_KEY] if choice == CUSTOM_CHOICE else choice
@@ -171,43 +223,43 @@ def sidebar() -> Request | None:
     )
 
 
+def show_error(error: Exception) -> None:
+    """A failure as one message in the interface language; never a traceback."""
+    if isinstance(error, AttnScopeError):
+        st.error(error.localized(lang()))
+    else:  # a bug or an unexpected library failure: say it plainly
+        st.error(tr("run.unexpected", kind=type(error).__name__, detail=str(error)[:300]))
+
+
 def run(request: Request) -> None:
     """Load (cached) and analyse, with a visible status; on any failure say what to do, keep the
     previous result, and never show a traceback."""
     try:
         check_text(request.text)
-        if not request.model:
-            raise AttnScopeError("Type a Hugging Face model id or a folder path, or pick a model.")
     except AttnScopeError as error:
-        st.error(str(error))
+        show_error(error)
         return
-    if needs_conversion(request.model):
-        label = (
-            f"Converting {request.model} from GGUF: first use only, about 30 s; later loads "
-            "read the converted copy from the cache..."
-        )
-    else:
-        label = f"Loading {request.model} (cached after the first time)..."
-    with st.status(label, expanded=False) as status:
+    if not request.model:
+        st.error(tr("run.no_model"))
+        return
+    key = "run.converting" if needs_conversion(request.model) else "run.loading"
+    with st.status(tr(key, model=request.model), expanded=False) as status:
         try:
             model = get_model(request.model, request.device)
-            status.update(label=f"Analysing with {model.title}...")
-            key = f"{model.name}|{model.source}|{model.device}"
-            result = get_analysis(model, key, request.text, request.pair, request.max_tokens)
-        except AttnScopeError as error:
-            status.update(label="Failed", state="error", expanded=False)
-            st.error(str(error))
-            return
-        except Exception as error:  # a bug or an unexpected library failure: say it plainly
-            status.update(label="Failed", state="error", expanded=False)
-            st.error(
-                f"Unexpected error ({type(error).__name__}): {str(error)[:300]}. "
-                "The app still works: try another text or model."
-            )
+            status.update(label=tr("run.analysing", model=model.title))
+            model_key = f"{model.name}|{model.source}|{model.device}"
+            result = get_analysis(model, model_key, request.text, request.pair, request.max_tokens)
+        except Exception as error:
+            status.update(label=tr("run.failed"), state="error", expanded=False)
+            show_error(error)
             return
         status.update(
-            label=f"Analysed {result.seq_len} tokens with {model.title} "
-            f"(forward {result.forward_seconds:.2f} s)",
+            label=tr(
+                "run.done",
+                tokens=result.seq_len,
+                model=model.title,
+                seconds=f"{result.forward_seconds:.2f}",
+            ),
             state="complete",
             expanded=False,
         )
@@ -216,9 +268,12 @@ def run(request: Request) -> None:
     st.session_state[LAYER_CACHE_KEY] = {}
     st.session_state[PAYLOAD_CACHE_KEY] = {}
     st.session_state[LAYER_KEY] = min(st.session_state[LAYER_KEY], result.n_layers - 1)
-    st.session_state[HEAD_KEY] = min(st.session_state[HEAD_KEY], result.n_heads - 1)
-    for key in RESULT_BOUND_KEYS:
-        st.session_state.pop(key, None)
+    st.session_state[HEAD_KEY] = min(st.session_state[HEAD_KEY] or 0, result.n_heads - 1)
+    for widget in RESULT_BOUND_KEYS:
+        st.session_state.pop(widget, None)
+
+
+# --- what every page shows ------------------------------------------------------------------------
 
 
 def current_result() -> Analysis | None:
@@ -229,7 +284,7 @@ def require_result() -> Analysis:
     """The current result, or a hint and a stop when nothing has been analysed yet."""
     result = current_result()
     if result is None:
-        st.info("Type a text in the sidebar (or pick an example) and press **Analyze**.")
+        st.info(tr("page.no_result"))
         st.stop()
     header(result)
     return result
@@ -237,16 +292,24 @@ def require_result() -> Analysis:
 
 def header(result: Analysis) -> None:
     spec = BUILTIN_MODELS.get(result.model_name)
-    title = spec.title if spec else result.model_name
     st.caption(
-        f"{title} · {result.kind} · {result.n_layers} layers × {result.n_heads} heads · "
-        f"{result.seq_len} tokens"
+        tr(
+            "page.summary",
+            model=spec.title if spec else result.model_name,
+            kind=kind_label(result.kind, lang()),
+            layers=result.n_layers,
+            heads=result.n_heads,
+            tokens=result.seq_len,
+        )
     )
     if result.truncated:
         st.warning(
-            f"The input has {result.n_input_tokens} tokens; only the first {result.seq_len} "
-            f"were analysed (limit {result.max_tokens}). Raise **Max tokens** in the sidebar "
-            "settings, up to the model's own limit."
+            tr(
+                "page.truncated",
+                total=result.n_input_tokens,
+                kept=result.seq_len,
+                limit=result.max_tokens,
+            )
         )
 
 
@@ -254,11 +317,11 @@ def _remember(widget_key: str, store_key: str) -> None:
     st.session_state[store_key] = st.session_state[widget_key]
 
 
-def layer_selector(result: Analysis, widget_key: str, *, label: str = "Layer") -> int:
+def layer_selector(result: Analysis, widget_key: str) -> int:
     """A layer picker whose choice is shared by every page (kept in ``LAYER_KEY``)."""
     st.session_state[widget_key] = min(st.session_state[LAYER_KEY], result.n_layers - 1)
     return st.selectbox(
-        label,
+        tr("common.layer"),
         range(result.n_layers),
         key=widget_key,
         on_change=_remember,
@@ -266,9 +329,13 @@ def layer_selector(result: Analysis, widget_key: str, *, label: str = "Layer") -
     )
 
 
-def head_selector(
-    result: Analysis, widget_key: str, *, with_average: bool = True, label: str = "Head"
-) -> int | None:
+def _head_label(head: int | None, language: Lang) -> str:
+    if head is None:
+        return t("common.average_heads", language)
+    return t("common.head_n", language, head=head)
+
+
+def head_selector(result: Analysis, widget_key: str, *, with_average: bool = True) -> int | None:
     """A head picker shared by every page; ``None`` means the average over heads."""
     options: list[int | None] = ([None] if with_average else []) + list(range(result.n_heads))
     stored = st.session_state[HEAD_KEY]
@@ -276,14 +343,16 @@ def head_selector(
         stored = 0
     st.session_state[widget_key] = stored if stored in options else options[0]
     return st.selectbox(
-        label,
+        tr("common.head"),
         options,
         key=widget_key,
-        format_func=lambda h: "average of all heads" if h is None else f"head {h}",
+        format_func=partial(_head_label, language=lang()),
         on_change=_remember,
         args=(widget_key, HEAD_KEY),
     )
 
+
+# --- long inputs: layers recomputed on demand, payloads built once --------------------------------
 
 # Recomputed layers and encoded view payloads kept per session, newest last; a few at most,
 # since one SmolLM2 layer at 2048 tokens is 150 MB.
@@ -303,14 +372,14 @@ def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
     layer on screen is recomputed (a forward pass that stops after it) and kept for a while."""
     store = st.session_state.setdefault(LAYER_CACHE_KEY, {})
     missing = [layer for layer in layers if result.layer_weights[layer] is None]
+    if not missing:
+        return result
     if all(layer in store for layer in missing):
-        if not missing:
-            return result
         weights = tuple(store.get(i, w) for i, w in enumerate(result.layer_weights))
         return replace(result, layer_weights=weights)
     request: Request | None = st.session_state.get(REQUEST_KEY)
     device = request.device if request else None
-    with st.spinner(f"Recomputing layer {', '.join(map(str, missing))} for this long input..."):
+    with st.spinner(tr("run.recomputing", layers=", ".join(map(str, missing)))):
         model = get_model(result.model_name, device)
         fuller = with_layers(model, result, missing)
     for layer in missing:
@@ -318,13 +387,15 @@ def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
     return fuller
 
 
-def cached_payload(key: tuple, build) -> bytes:
+def cached_payload(key: tuple, build: Callable[[], bytes]) -> bytes:
     """An encoded view payload, built once per session for ``key``."""
     store = st.session_state.setdefault(PAYLOAD_CACHE_KEY, {})
     if key not in store:
         _remember_in(PAYLOAD_CACHE_KEY, key, build())
     return store[key]
 
+
+# --- AttnScope's own head/model view component ----------------------------------------------------
 
 _VIEW_JS, _VIEW_CSS = view_assets()
 _ATTENTION_VIEW = st.components.v2.component("attnscope_attention_view", js=_VIEW_JS, css=_VIEW_CSS)

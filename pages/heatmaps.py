@@ -8,7 +8,8 @@ from viz import head_heatmap, layer_heatmap, tokens_table
 LAYER_WIDGET = "heatmaps_layer"
 HEAD_WIDGET = "heatmaps_head"
 
-st.header("Attention heatmaps")
+lang = common.lang()
+st.header(common.tr("heatmaps.header"))
 result = common.require_result()
 left, right = st.columns(2)
 with left:
@@ -16,11 +17,11 @@ with left:
 with right:
     head = common.head_selector(result, HEAD_WIDGET)
 shown = common.ensure_layers(result, [layer])  # long inputs keep statistics only
-figure = layer_heatmap(shown, layer) if head is None else head_heatmap(shown, layer, head)
+if head is None:
+    figure = layer_heatmap(shown, layer, lang=lang)
+else:
+    figure = head_heatmap(shown, layer, head, lang=lang)
 st.plotly_chart(figure, key="heatmap")
-st.caption(
-    "Row i shows how query token i spreads its attention over the key tokens (each row sums "
-    "to 1). Hover a cell for the exact weight."
-)
-with st.expander("Tokens"):
-    st.dataframe(tokens_table(result), hide_index=True)
+st.caption(common.tr("heatmaps.caption"))
+with st.expander(common.tr("heatmaps.tokens")):
+    st.dataframe(tokens_table(result, lang=lang), hide_index=True)

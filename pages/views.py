@@ -3,6 +3,7 @@ data), and BertViz's originals where the input is short enough for them."""
 
 import streamlit as st
 
+from core.i18n import t
 from pages import common
 from viz import bertviz_budget, bertviz_html, estimate_bertviz_bytes, view_height
 from viz.attention_view import encode_head_view, encode_model_view
@@ -11,84 +12,75 @@ from viz.bertviz_views import BERTVIZ_BYTE_BUDGET
 LAYER_WIDGET = "views_layer"
 # Past this many bytes a BertViz page would take minutes to draw or never draw at all: refuse.
 HARD_LIMIT = 4 * BERTVIZ_BYTE_BUDGET
-LABELS = {
-    "head": "Head view",
-    "model": "Model view",
-    "bertviz-head": "BertViz head view",
-    "bertviz-model": "BertViz model view",
+LABEL_KEYS = {
+    "head": "views.head",
+    "model": "views.model",
+    "bertviz-head": "views.bertviz_head",
+    "bertviz-model": "views.bertviz_model",
 }
 
-st.header("Head view and model view")
+lang = common.lang()
+tr = common.tr
+st.header(tr("views.header"))
 result = common.require_result()
 bertviz_fits = not bertviz_budget(result).reduced
 kinds = ["head", "model"] + (["bertviz-head", "bertviz-model"] if bertviz_fits else [])
 if st.session_state.get(common.VIEW_KIND_KEY) not in kinds:
     st.session_state[common.VIEW_KIND_KEY] = "head"
 kind = st.segmented_control(
-    "View", kinds, key=common.VIEW_KIND_KEY, format_func=LABELS.__getitem__, width="stretch"
+    tr("views.view"),
+    kinds,
+    key=common.VIEW_KIND_KEY,
+    format_func=lambda k, language=lang: t(LABEL_KEYS[k], language),
+    width="stretch",
 )
 kind = kind or "head"
 if not bertviz_fits:
     size = estimate_bertviz_bytes(result.seq_len, result.n_layers, result.n_heads) / 1e6
-    st.caption(
-        f"BertViz's own views are offered up to a few hundred thousand weights; this input "
-        f"would send about {size:.0f} MB to the browser that way."
-    )
+    st.caption(tr("views.bertviz_not_offered", megabytes=f"{size:.0f}"))
 
 if kind == "head":
     layer = common.layer_selector(result, LAYER_WIDGET)
     shown = common.ensure_layers(result, [layer])
     payload = common.cached_payload(
-        ("head", id(result), layer), lambda: encode_head_view(shown, layer).data
+        ("head", id(result), layer, lang), lambda: encode_head_view(shown, layer, lang=lang).data
     )
     common.attention_view(payload)
-    st.caption(
-        "Lines join each query token (left) to the keys it attends to (right), one colour per "
-        "head; only each row's strongest keys above the threshold are drawn. Hover a token for "
-        "all its weights; click a colour to show or hide a head (it also selects that head)."
-    )
+    st.caption(tr("views.head_caption"))
 elif kind == "model":
     selected = (st.session_state[common.LAYER_KEY], st.session_state[common.HEAD_KEY] or 0)
     shown = common.ensure_layers(result, [selected[0]])
     payload = common.cached_payload(
-        ("model", id(result), selected), lambda: encode_model_view(shown, selected).data
+        ("model", id(result), selected, lang),
+        lambda: encode_model_view(shown, selected, lang=lang).data,
     )
     common.attention_view(payload)
-    st.caption(
-        "Every layer x head as a thumbnail (query down, key across, each scaled to its own "
-        "maximum). Click one to open it beside the grid; the Heatmaps page follows."
-    )
+    st.caption(tr("views.model_caption"))
 else:
     view = "head" if kind == "bertviz-head" else "model"
     left, right = st.columns(2)
     with left:
         layers = st.multiselect(
-            "Layers",
+            tr("views.layers"),
             range(result.n_layers),
             default=list(range(result.n_layers)),
             key=common.BERTVIZ_LAYERS_KEY,
         )
     with right:
         heads = st.multiselect(
-            "Heads",
+            tr("views.heads"),
             range(result.n_heads),
             default=list(range(result.n_heads)),
             key=common.BERTVIZ_HEADS_KEY,
         )
     if not layers or not heads:
-        st.info("Pick at least one layer and one head.")
+        st.info(tr("views.pick_one"))
         st.stop()
     size = estimate_bertviz_bytes(result.seq_len, len(layers), len(heads))
     if size > HARD_LIMIT:
-        st.error(
-            f"That selection would be about {size / 1e6:.0f} MB of BertViz data, too much to "
-            "draw. Pick fewer layers or heads."
-        )
+        st.error(tr("views.too_big", megabytes=f"{size / 1e6:.0f}"))
         st.stop()
     shown = common.ensure_layers(result, layers)
     html = bertviz_html(shown, view, layers=tuple(layers), heads=tuple(heads))
     st.iframe(html, height=view_height(view, result.seq_len, len(layers), result.n_heads))
-    st.caption(
-        "BertViz's own views, drawn offline. Head view: hover a token; click the coloured squares "
-        "to toggle heads. Model view: click a thumbnail to enlarge it."
-    )
+    st.caption(tr("views.bertviz_caption"))

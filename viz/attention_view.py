@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from core.analysis import Analysis
+from core.i18n import DEFAULT_LANG, Lang, catalogue
 
 __all__ = [
     "DENSE_LIMIT",
@@ -53,6 +54,18 @@ SPARSE_TOP_K = 32
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "attention_view"
 
 _DTYPES = {"u8": np.uint8, "u16": np.uint16}
+# The component's own words: templates with {placeholders}, filled in by the JS.
+_STRINGS = (
+    "view.layer_heads",
+    "view.layer_head",
+    "view.top_keys",
+    "view.hide_below",
+    "view.sparse_note",
+    "view.swatch",
+    "view.query",
+    "view.key",
+    "view.tooltip",
+)
 
 
 @dataclass(frozen=True)
@@ -126,9 +139,11 @@ def decode_payload(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return header, blobs
 
 
-def _base_header(result: Analysis, mode: ViewMode) -> dict[str, Any]:
+def _base_header(result: Analysis, mode: ViewMode, lang: Lang) -> dict[str, Any]:
+    words = catalogue(lang)
     return {
         "mode": mode,
+        "strings": {key.removeprefix("view."): words[key] for key in _STRINGS},
         "tokens": list(result.tokens),
         "seq_len": result.seq_len,
         "n_layers": result.n_layers,
@@ -149,10 +164,11 @@ def encode_head_view(
     *,
     selected_head: int | None = None,
     dense_limit: int = DENSE_LIMIT,
+    lang: Lang = DEFAULT_LANG,
 ) -> ViewPayload:
     """The head view of ``layer``: all its heads; ``result`` must hold that layer's weights."""
     weights = result.layer(layer)  # (H, T, T)
-    header = _base_header(result, "head")
+    header = _base_header(result, "head", lang)
     header.update({"layer": layer, "selected_head": selected_head})
     if weights.numel() <= dense_limit:
         header["encoding"] = "dense"
@@ -169,14 +185,16 @@ def encode_head_view(
     return _pack(header, blobs)
 
 
-def encode_model_view(result: Analysis, selected: tuple[int, int] | None = None) -> ViewPayload:
+def encode_model_view(
+    result: Analysis, selected: tuple[int, int] | None = None, *, lang: Lang = DEFAULT_LANG
+) -> ViewPayload:
     """Thumbnails of every layer x head, and the ``selected`` (layer, head) at full resolution
     when given (``result`` must then hold that layer)."""
     thumbs = result.thumbnails  # (L, H, S, S)
     peak = thumbs.amax(dim=(-1, -2), keepdim=True).clamp_min(1e-12)  # (L, H, 1, 1)
     # sqrt brightens faint structure; every thumbnail uses its own range, like a heatmap would
     pixels = (thumbs / peak).sqrt().mul(255).round().to(torch.uint8).numpy()
-    header = _base_header(result, "model")
+    header = _base_header(result, "model", lang)
     header["selected"] = list(selected) if selected else None
     blobs: dict[str, tuple[np.ndarray, str]] = {"thumbnails": (pixels, "u8")}
     if selected is not None:

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from torch import Tensor
 
 from core.analysis import Analysis
+from core.i18n import DEFAULT_LANG, Lang, t
 from core.stats import max_entropy
 
 __all__ = [
@@ -47,14 +48,14 @@ def axis_labels(tokens: tuple[str, ...] | list[str]) -> list[str]:
     return [f"{i}: {plotly_safe(token)}" for i, token in enumerate(tokens)]
 
 
-def _square_layout(fig: go.Figure, seq_len: int, title: str) -> go.Figure:
+def _square_layout(fig: go.Figure, seq_len: int, title: str, lang: Lang) -> go.Figure:
     side = int(min(900, max(420, 220 + 14 * seq_len)))
     fig.update_layout(
         title={"text": plotly_safe(title)},
         height=side,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        xaxis={"title": {"text": "key (attended to)"}, "side": "top", "tickangle": -60},
-        yaxis={"title": {"text": "query (attending)"}, "autorange": "reversed"},
+        xaxis={"title": {"text": t("heatmap.key_axis", lang)}, "side": "top", "tickangle": -60},
+        yaxis={"title": {"text": t("heatmap.query_axis", lang)}, "autorange": "reversed"},
     )
     if seq_len > _MAX_TICKS:
         fig.update_xaxes(nticks=_MAX_TICKS // 2)
@@ -62,7 +63,9 @@ def _square_layout(fig: go.Figure, seq_len: int, title: str) -> go.Figure:
     return fig
 
 
-def attention_heatmap(weights: Tensor, tokens: tuple[str, ...], title: str) -> go.Figure:
+def attention_heatmap(
+    weights: Tensor, tokens: tuple[str, ...], title: str, lang: Lang = DEFAULT_LANG
+) -> go.Figure:
     """Heatmap of a ``(query_pos, key_pos)`` matrix; hovering a cell shows both tokens and the
     weight. Values travel as a float32 array (Plotly encodes it as compact base64)."""
     labels = axis_labels(tokens)
@@ -75,38 +78,41 @@ def attention_heatmap(weights: Tensor, tokens: tuple[str, ...], title: str) -> g
             colorscale="Blues",
             zmin=0.0,
             zmax=float(max(z.max(initial=0.0), 1e-6)),
-            colorbar={"title": {"text": "weight"}},
-            hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.4f}<extra></extra>",
+            colorbar={"title": {"text": t("heatmap.weight", lang)}},
+            hovertemplate=t("heatmap.hover", lang, query="%{y}", key="%{x}", weight="%{z:.4f}")
+            + "<extra></extra>",
         )
     )
-    return _square_layout(fig, len(tokens), title)
+    return _square_layout(fig, len(tokens), title, lang)
 
 
-def head_heatmap(result: Analysis, layer: int, head: int) -> go.Figure:
+def head_heatmap(
+    result: Analysis, layer: int, head: int, *, lang: Lang = DEFAULT_LANG
+) -> go.Figure:
     """Attention of one head: ``result.head(layer, head)``."""
-    return attention_heatmap(result.head(layer, head), result.tokens, f"Layer {layer}, head {head}")
+    title = t("heatmap.title_head", lang, layer=layer, head=head)
+    return attention_heatmap(result.head(layer, head), result.tokens, title, lang)
 
 
-def layer_heatmap(result: Analysis, layer: int) -> go.Figure:
+def layer_heatmap(result: Analysis, layer: int, *, lang: Lang = DEFAULT_LANG) -> go.Figure:
     """The head-averaged attention of one layer, ``mean_h a[layer, h]``."""
-    return attention_heatmap(
-        result.layer_average(layer),
-        result.tokens,
-        f"Layer {layer}, average of {result.n_heads} heads",
-    )
+    title = t("heatmap.title_layer", lang, layer=layer, heads=result.n_heads)
+    return attention_heatmap(result.layer_average(layer), result.tokens, title, lang)
 
 
-def entropy_heatmap(result: Analysis, *, normalized: bool = False) -> go.Figure:
+def entropy_heatmap(
+    result: Analysis, *, normalized: bool = False, lang: Lang = DEFAULT_LANG
+) -> go.Figure:
     """Layer x head heatmap of head entropy (nats) or normalised head entropy (0..1)."""
     values = result.normalized_head_entropy if normalized else result.head_entropy  # (L, H)
     z = values.numpy().astype(np.float32)
     upper = 1.0 if normalized else max_entropy(result.seq_len)
-    name = "normalised entropy" if normalized else "entropy (nats)"
+    name = t("entropy.name_normalized" if normalized else "entropy.name", lang)
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=[f"head {h}" for h in range(result.n_heads)],
-            y=[f"layer {layer}" for layer in range(result.n_layers)],
+            x=[t("common.head_n", lang, head=h) for h in range(result.n_heads)],
+            y=[t("common.layer_n", lang, layer=layer) for layer in range(result.n_layers)],
             colorscale="Viridis",
             zmin=0.0,
             zmax=upper,
@@ -116,7 +122,7 @@ def entropy_heatmap(result: Analysis, *, normalized: bool = False) -> go.Figure:
         )
     )
     fig.update_layout(
-        title={"text": f"Head {name}, layer x head"},
+        title={"text": t("entropy.title", lang, name=name)},
         height=int(min(1000, max(320, 120 + 28 * result.n_layers))),
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         yaxis={"autorange": "reversed"},
@@ -124,7 +130,7 @@ def entropy_heatmap(result: Analysis, *, normalized: bool = False) -> go.Figure:
     return fig
 
 
-def layer_entropy_chart(result: Analysis) -> go.Figure:
+def layer_entropy_chart(result: Analysis, *, lang: Lang = DEFAULT_LANG) -> go.Figure:
     """Per layer: entropy of the head-averaged attention, and the mean of the head entropies,
     with ``ln T`` (the largest possible value) as a reference line."""
     layers = list(range(result.n_layers))
@@ -134,7 +140,7 @@ def layer_entropy_chart(result: Analysis) -> go.Figure:
             x=layers,
             y=result.layer_entropy.tolist(),
             mode="lines+markers",
-            name="layer entropy (of the head average)",
+            name=t("entropy.layer_series", lang),
         )
     )
     fig.add_trace(
@@ -142,7 +148,7 @@ def layer_entropy_chart(result: Analysis) -> go.Figure:
             x=layers,
             y=result.mean_head_entropy.tolist(),
             mode="lines+markers",
-            name="mean of head entropies",
+            name=t("entropy.mean_series", lang),
         )
     )
     fig.add_hline(
@@ -151,9 +157,9 @@ def layer_entropy_chart(result: Analysis) -> go.Figure:
         annotation_text=f"ln T = {max_entropy(result.seq_len):.3f}",
     )
     fig.update_layout(
-        title={"text": "Entropy per layer (nats)"},
-        xaxis={"title": {"text": "layer"}, "dtick": 1},
-        yaxis={"title": {"text": "entropy (nats)"}, "rangemode": "tozero"},
+        title={"text": t("entropy.chart_title", lang)},
+        xaxis={"title": {"text": t("entropy.axis_layer", lang)}, "dtick": 1},
+        yaxis={"title": {"text": t("entropy.name", lang)}, "rangemode": "tozero"},
         height=380,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         legend={"orientation": "h", "y": -0.2},

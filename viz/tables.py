@@ -7,12 +7,14 @@ import json
 import pandas as pd
 
 from core.analysis import Analysis
+from core.i18n import DEFAULT_LANG, Lang, t
 from core.stats import max_entropy
 
 __all__ = [
     "analysis_json",
     "head_entropy_matrix",
     "head_stats_table",
+    "localized",
     "layer_entropy_table",
     "most_attended_table",
     "to_csv_bytes",
@@ -20,9 +22,38 @@ __all__ = [
 ]
 
 
-def tokens_table(result: Analysis) -> pd.DataFrame:
+# Column name -> catalogue key of its heading: tables are built with these names and shown (and
+# exported as CSV) with the headings of the chosen language.
+COLUMN_KEYS = {
+    "position": "col.position",
+    "token": "col.token",
+    "raw_token": "col.raw_token",
+    "token_id": "col.token_id",
+    "special": "col.special",
+    "layer": "col.layer",
+    "head": "col.head",
+    "rank": "col.rank",
+    "share": "col.share",
+    "entropy": "col.entropy",
+    "normalized_entropy": "col.normalized_entropy",
+    "layer_entropy": "col.layer_entropy",
+    "mean_head_entropy": "col.mean_head_entropy",
+    "max_entropy_ln_T": "col.max_entropy",
+}
+
+
+def localized(frame: pd.DataFrame, lang: Lang) -> pd.DataFrame:
+    """``frame`` with its column headings in ``lang`` (English headings are the names).
+
+    >>> list(localized(pd.DataFrame({"layer": [0], "share": [1.0]}), "ja").columns)
+    ['レイヤー', '割合']
+    """
+    return frame.rename(columns={name: t(key, lang) for name, key in COLUMN_KEYS.items()})
+
+
+def tokens_table(result: Analysis, *, lang: Lang = DEFAULT_LANG) -> pd.DataFrame:
     """One row per token: position, readable label, the tokenizer's raw token, id, special."""
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "position": range(result.seq_len),
             "token": result.tokens,
@@ -31,22 +62,28 @@ def tokens_table(result: Analysis) -> pd.DataFrame:
             "special": result.special,
         }
     )
+    return localized(frame, lang)
 
 
-def head_entropy_matrix(result: Analysis, *, normalized: bool = False) -> pd.DataFrame:
+def head_entropy_matrix(
+    result: Analysis, *, normalized: bool = False, lang: Lang = DEFAULT_LANG
+) -> pd.DataFrame:
     """Layer x head matrix of (normalised) head entropy: rows ``layer l``, columns ``head h``."""
     values = result.normalized_head_entropy if normalized else result.head_entropy  # (L, H)
     return pd.DataFrame(
         values.numpy(),
-        index=pd.Index([f"layer {layer}" for layer in range(result.n_layers)], name="layer"),
-        columns=[f"head {h}" for h in range(result.n_heads)],
+        index=pd.Index(
+            [t("common.layer_n", lang, layer=layer) for layer in range(result.n_layers)],
+            name=t("col.layer", lang),
+        ),
+        columns=[t("common.head_n", lang, head=h) for h in range(result.n_heads)],
     )
 
 
-def head_stats_table(result: Analysis) -> pd.DataFrame:
+def head_stats_table(result: Analysis, *, lang: Lang = DEFAULT_LANG) -> pd.DataFrame:
     """One row per (layer, head): entropy in nats and normalised entropy."""
     n_layers, n_heads = result.n_layers, result.n_heads
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "layer": [layer for layer in range(n_layers) for _ in range(n_heads)],
             "head": [h for _ in range(n_layers) for h in range(n_heads)],
@@ -54,11 +91,12 @@ def head_stats_table(result: Analysis) -> pd.DataFrame:
             "normalized_entropy": result.normalized_head_entropy.reshape(-1).tolist(),
         }
     )
+    return localized(frame, lang)
 
 
-def layer_entropy_table(result: Analysis) -> pd.DataFrame:
+def layer_entropy_table(result: Analysis, *, lang: Lang = DEFAULT_LANG) -> pd.DataFrame:
     """One row per layer: layer entropy, mean head entropy, and ``ln T`` for scale."""
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "layer": range(result.n_layers),
             "layer_entropy": result.layer_entropy.tolist(),
@@ -66,10 +104,11 @@ def layer_entropy_table(result: Analysis) -> pd.DataFrame:
             "max_entropy_ln_T": [max_entropy(result.seq_len)] * result.n_layers,
         }
     )
+    return localized(frame, lang)
 
 
 def most_attended_table(
-    result: Analysis, top_k: int = 5, *, per_head: bool = False
+    result: Analysis, top_k: int = 5, *, per_head: bool = False, lang: Lang = DEFAULT_LANG
 ) -> pd.DataFrame:
     """Top-``top_k`` key positions by received attention per layer (or per head)."""
     rows = result.most_attended(top_k, per_head=per_head)
@@ -83,7 +122,7 @@ def most_attended_table(
             "share": [r.share for r in rows],
         }
     )
-    return frame if per_head else frame.drop(columns="head")
+    return localized(frame if per_head else frame.drop(columns="head"), lang)
 
 
 def to_csv_bytes(frame: pd.DataFrame, *, index: bool = False) -> bytes:

@@ -13,6 +13,12 @@ const PALETTE = [
 const TOP_K_CHOICES = [1, 3, 5, 10];
 const HOVER_MIN = 0.001; // on hover, lines down to this weight are drawn (all values are listed)
 
+// A catalogue template ("Layer {layer}") filled with values; the result only ever reaches
+// textContent or a title attribute.
+function fmt(template, values) {
+  return template.replace(/\{(\w+)\}/g, (all, name) => (name in values ? String(values[name]) : all));
+}
+
 function headColor(h) {
   return PALETTE[h % PALETTE.length];
 }
@@ -125,7 +131,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
     swatch.type = "button";
     swatch.style.background = headColor(h);
     swatch.dataset.head = String(h);
-    swatch.title = `Head ${h}: click to show or hide, double-click to show only this head`;
+    swatch.title = fmt(header.strings.swatch, { head: h });
     if (!ui.visible.has(h)) swatch.classList.add("atv-off");
     swatch.addEventListener("click", () => {
       if (ui.visible.has(h)) ui.visible.delete(h);
@@ -145,7 +151,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
   });
   controls.appendChild(swatches);
 
-  const topLabel = el("label", "atv-control", "top keys per row ");
+  const topLabel = el("label", "atv-control", `${header.strings.top_keys} `);
   const topSelect = el("select", "atv-topk");
   TOP_K_CHOICES.forEach((k) => {
     const option = el("option", null, String(k));
@@ -160,7 +166,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
   topLabel.appendChild(topSelect);
   controls.appendChild(topLabel);
 
-  const thresholdLabel = el("label", "atv-control", "hide below ");
+  const thresholdLabel = el("label", "atv-control", `${header.strings.hide_below} `);
   const threshold = el("input", "atv-threshold");
   threshold.type = "range";
   threshold.min = "0";
@@ -178,7 +184,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
   controls.appendChild(thresholdLabel);
   if (weights.topIndices) {
     controls.appendChild(
-      el("span", "atv-note", `long input: the ${weights.k} strongest keys of each row were sent`)
+      el("span", "atv-note", fmt(header.strings.sparse_note, { k: weights.k }))
     );
   }
   container.appendChild(controls);
@@ -205,12 +211,12 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
     const a = el("div", "atv-token");
     a.appendChild(el("span", "atv-weight"));
     a.appendChild(el("span", "atv-text", tokens[i]));
-    a.title = `${i}: ${tokens[i]} (query)`;
+    a.title = `${i}: ${tokens[i]} (${header.strings.query})`;
     a.dataset.pos = String(i);
     const b = el("div", "atv-token");
     b.appendChild(el("span", "atv-text", tokens[i]));
     b.appendChild(el("span", "atv-weight"));
-    b.title = `${i}: ${tokens[i]} (key)`;
+    b.title = `${i}: ${tokens[i]} (${header.strings.key})`;
     b.dataset.pos = String(i);
     if (header.sentence_b_start === i) {
       a.classList.add("atv-pair-start");
@@ -411,7 +417,12 @@ function buildModelView(container, header, blobs, setSelected) {
     const [l, h] = hit;
     const entropy = header.head_entropy[l][h];
     const normalized = header.normalized_head_entropy[l][h];
-    tooltip.textContent = `Layer ${l}, head ${h} · entropy ${entropy.toFixed(3)} nats (normalised ${normalized.toFixed(2)}) · click to open`;
+    tooltip.textContent = fmt(header.strings.tooltip, {
+      layer: l,
+      head: h,
+      entropy: entropy.toFixed(3),
+      normalized: normalized.toFixed(2),
+    });
     tooltip.hidden = false;
   });
   canvas.addEventListener("mouseleave", () => {
@@ -448,7 +459,7 @@ export default function (component) {
   try {
     parsed = parsePayload(bytes);
   } catch (error) {
-    root.textContent = `Cannot draw this view: ${error.message}`;
+    root.textContent = `Cannot draw this view (AttnScope payload): ${error.message}`;
     return;
   }
   const { header, blobs } = parsed;
@@ -466,7 +477,11 @@ export default function (component) {
       ui.visible = new Set(heads);
       ui.visibleFor = header.n_heads;
     }
-    const title = el("div", "atv-title", `Layer ${header.layer} · ${header.n_heads} heads`);
+    const title = el(
+      "div",
+      "atv-title",
+      fmt(header.strings.layer_heads, { layer: header.layer, heads: header.n_heads })
+    );
     root.appendChild(title);
     const view = el("div", "atv-view");
     root.appendChild(view);
@@ -482,7 +497,7 @@ export default function (component) {
     if (header.selected && blobs.detail) {
       const [layer, head] = header.selected;
       const detail = el("div", "atv-model-detail");
-      detail.appendChild(el("div", "atv-title", `Layer ${layer}, head ${head}`));
+      detail.appendChild(el("div", "atv-title", fmt(header.strings.layer_head, { layer, head })));
       layout.appendChild(detail);
       const detailUi = { visible: new Set([head]), topK: ui.topK, threshold: ui.threshold };
       buildLineView(detail, header, new LayerWeights(header, blobs, 1), [head], detailUi, null);

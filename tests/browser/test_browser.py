@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from core import analyze
 
@@ -176,3 +177,32 @@ def test_512_tokens_draw_in_both_views(page, minilm):
     page.locator(".atv-root[data-state=drawn] canvas.atv-thumbs").wait_for(timeout=60_000)
     assert page.locator("canvas.atv-thumbs").evaluate(PAINTED) > 1000
     assert not page.watch.errors, page.watch.errors
+
+
+def test_japanese_interface(browser, server_url, minilm):
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    dialogs = []
+    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    try:
+        tab.goto(f"{server_url}/?lang=ja")
+        tab.get_by_role("button", name="解析する").wait_for(timeout=60_000)
+        tab.get_by_role("combobox", name="例文").click()
+        tab.get_by_role("option", name="日本語: 吾輩は猫である（夏目漱石）").click()
+        text = "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。"
+        expect(tab.get_by_label("テキスト")).to_have_value(text)  # the example arrived
+        tab.get_by_role("button", name="解析する").click()
+        tab.get_by_text("トークンを解析しました", exact=False).first.wait_for(timeout=120_000)
+        tab.get_by_role("heading", name="アテンションのヒートマップ").wait_for()
+        labels = heatmap_tick_labels(tab)
+        expected = analyze(
+            minilm, "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。"
+        )
+        assert labels == [f"{i}: {token}" for i, token in enumerate(expected.tokens)]
+        assert tab.get_by_role("link", name="統計").is_visible()
+        tab.screenshot(path=SCREENSHOTS / "heatmaps-ja.png")
+        tab.get_by_role("link", name="統計").click()
+        tab.get_by_role("heading", name="アテンションの統計").wait_for()
+        assert "lang=ja" in tab.url
+        assert dialogs == []
+    finally:
+        tab.close()
