@@ -124,7 +124,9 @@ def test_encoder_effect_equals_direct_cosine_with_a_pair():
 
 def test_rank_heads_matches_one_ablation_per_head_and_reports_progress(tiny):
     calls: list[tuple[int, int]] = []
-    ranking = rank_heads(tiny, TEXT, progress=lambda done, total: calls.append((done, total)))
+    ranking = rank_heads(
+        tiny, TEXT, progress=lambda done, total: calls.append((done, total)), batch_size=1
+    )
     total = tiny.n_layers * tiny.n_heads
     assert calls == [(k, total) for k in range(1, total + 1)]
     assert ranking.completed and ranking.n_done == ranking.n_total == total
@@ -146,15 +148,37 @@ def test_rank_heads_can_be_stopped_and_limited_to_layers():
         asked.append(1)
         return len(asked) > 3
 
-    stopped = rank_heads(llama, TEXT, should_stop=stop_after_three)
+    stopped = rank_heads(llama, TEXT, should_stop=stop_after_three, batch_size=1)
     assert not stopped.completed and stopped.n_done == 3 and stopped.n_total == 8
     assert not torch.isnan(stopped.importance[0, :3]).any()
     assert torch.isnan(stopped.importance[0, 3:]).all() and torch.isnan(stopped.importance[1]).all()
     assert len(stopped.ranked()) == 3
 
-    second = rank_heads(llama, TEXT, layers=[1])
+    second = rank_heads(llama, TEXT, layers=[1], batch_size=1)
     assert second.completed and second.n_total == 4
     assert torch.isnan(second.importance[0]).all() and not torch.isnan(second.importance[1]).any()
+
+
+def test_batched_ranking_equals_one_pass_per_head(tiny):
+    """Batches of 3 copies of the text, each with its own head ablated, give the values of one
+    pass per head (up to float rounding); progress and stopping go batch by batch."""
+    single = rank_heads(tiny, TEXT, batch_size=1)
+    calls: list[int] = []
+    batched = rank_heads(tiny, TEXT, batch_size=3, progress=lambda done, total: calls.append(done))
+    total = tiny.n_layers * tiny.n_heads
+    assert calls == [*range(3, total, 3), total]
+    assert torch.allclose(batched.importance, single.importance, rtol=1e-3, atol=1e-6)
+    assert not torch.isnan(batched.importance).any()
+    seen: list[int] = []
+    stopped = rank_heads(
+        tiny,
+        TEXT,
+        batch_size=3,
+        progress=lambda done, total: seen.append(done),
+        should_stop=lambda: bool(seen),  # stop once the first batch is in
+    )
+    assert seen == [3] and stopped.n_done == 3 and not stopped.completed
+    assert torch.equal(stopped.importance.flatten()[:3], batched.importance.flatten()[:3])
 
 
 @pytest.mark.parametrize("heads", [[(2, 0)], [(0, 4)], [(-1, 0)]])
