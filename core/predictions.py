@@ -80,13 +80,13 @@ def _blockwise(
     probs_out, ids_out, target_out = [], [], []
     for start in range(0, hidden.shape[0], _BLOCK):
         logits = head(hidden[start : start + _BLOCK]).float()  # (b, vocab)
-        probs, ids = top_k_probs(logits, k)  # (b, k)
-        probs_out.append(probs.cpu())
-        ids_out.append(ids.cpu())
+        probs = torch.softmax(logits, dim=-1)  # (b, vocab)
+        top = probs.topk(min(k, probs.shape[-1]), dim=-1)  # (b, k)
+        probs_out.append(top.values.cpu())
+        ids_out.append(top.indices.cpu())
         if targets is not None:
-            chunk = targets[start : start + _BLOCK].to(logits.device)
-            full = torch.softmax(logits, dim=-1)
-            target_out.append(full.gather(-1, chunk[:, None])[:, 0].cpu())
+            chunk = targets[start : start + _BLOCK].to(probs.device)  # (b,)
+            target_out.append(probs.gather(-1, chunk[:, None])[:, 0].cpu())
     target = torch.cat(target_out) if targets is not None else None
     return torch.cat(probs_out), torch.cat(ids_out), target
 
