@@ -9,6 +9,7 @@ transformers 5 has no ``head_mask``; the hooks are always removed when the pass 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -251,7 +252,7 @@ class HeadRanking:
             (layer, head, value)
             for layer, row in enumerate(self.importance.tolist())
             for head, value in enumerate(row)
-            if value == value  # not NaN
+            if not math.isnan(value)
         ]
         return sorted(done, key=lambda item: -item[2])
 
