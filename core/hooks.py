@@ -1,0 +1,210 @@
+"""Where each architecture keeps its attention's value and output projections, and forward hooks
+that are always removed, so a failed run never leaves a hook behind in a cached model.
+
+Every supported family is one entry of :data:`ARCHITECTURES`, keyed by ``config.model_type``; its
+accessors are plain functions over modules (no attribute names built from strings). Modules are
+reached from ``model.base_model``, so ``BertModel`` and ``LlamaForCausalLM`` work alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor, nn
+
+from core.errors import UnsupportedModelError
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "AttentionModules",
+    "HookSet",
+    "architecture_for",
+    "attention_modules",
+    "count_hooks",
+    "output_bias",
+    "output_matrix",
+]
+
+
+def _same(values: Tensor) -> Tensor:
+    return values
+
+
+def _third_of_fused_qkv(qkv: Tensor) -> Tensor:
+    """GPT-2's ``c_attn`` returns ``[q | k | v]`` concatenated on the last axis: keep ``v``."""
+    return qkv.chunk(3, dim=-1)[2]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to reach one model family's attention modules, starting from ``model.base_model``.
+
+    ``value(block)`` is the module whose output holds the values ``x W_V + b_V`` of every KV head,
+    ``(..., n_kv_heads * head_dim)`` once passed through ``value_part``; ``output(block)`` is the
+    output projection ``W_O``, whose *input* is the heads' outputs concatenated head by head,
+    ``(..., n_heads * head_dim)``. ``weight_in_out`` is true where the output projection stores its
+    weight as ``(in, out)`` (GPT-2's ``Conv1D``) rather than ``nn.Linear``'s ``(out, in)``.
+    """
+
+    family: str
+    blocks: Callable[[nn.Module], Sequence[nn.Module]]
+    value: Callable[[nn.Module], nn.Module]
+    output: Callable[[nn.Module], nn.Module]
+    value_part: Callable[[Tensor], Tensor] = _same
+    final_norm: Callable[[nn.Module], nn.Module] | None = None  # decoders: the norm before W_U
+    weight_in_out: bool = False
+
+
+_BERT = Architecture(
+    family="BERT",
+    blocks=lambda base: base.encoder.layer,
+    value=lambda block: block.attention.self.value,
+    output=lambda block: block.attention.output.dense,
+)
+_LLAMA = Architecture(
+    family="Llama",
+    blocks=lambda base: base.layers,
+    value=lambda block: block.self_attn.v_proj,
+    output=lambda block: block.self_attn.o_proj,
+    final_norm=lambda base: base.norm,
+)
+_GPT2 = Architecture(
+    family="GPT-2",
+    blocks=lambda base: base.h,
+    value=lambda block: block.attn.c_attn,
+    output=lambda block: block.attn.c_proj,
+    value_part=_third_of_fused_qkv,
+    final_norm=lambda base: base.ln_f,
+    weight_in_out=True,
+)
+
+# config.model_type -> architecture. RoBERTa shares BERT's modules; Mistral and Qwen2 Llama's
+# (Qwen2 adds a bias to v_proj, which the norm-based attention includes as b_V).
+ARCHITECTURES: dict[str, Architecture] = {
+    "bert": _BERT,
+    "roberta": _BERT,
+    "llama": _LLAMA,
+    "mistral": _LLAMA,
+    "qwen2": _LLAMA,
+    "gpt2": _GPT2,
+}
+
+
+def architecture_for(model: nn.Module) -> Architecture:
+    """The :class:`Architecture` of ``model`` (any ``PreTrainedModel``), or an
+    :class:`~core.errors.UnsupportedModelError` saying which families are supported."""
+    model_type = str(getattr(getattr(model, "config", None), "model_type", "") or "unknown")
+    architecture = ARCHITECTURES.get(model_type)
+    if architecture is None:
+        supported = ", ".join(sorted(ARCHITECTURES))
+        raise UnsupportedModelError(
+            f"Head ablation, norm-based attention and the logit lens need to hook the attention "
+            f"modules, and AttnScope does not know where '{model_type}' models keep them "
+            f"(supported: {supported}). The raw attention views and statistics still work."
+        )
+    return architecture
+
+
+@dataclass(frozen=True)
+class AttentionModules:
+    """One layer's attention modules and sizes."""
+
+    layer: int
+    value: nn.Module
+    output: nn.Module
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+
+
+def output_matrix(architecture: Architecture, output: nn.Module) -> Tensor:
+    """The output projection as an ``(n_heads * head_dim, hidden)`` matrix: ``y = x @ W_O + b``."""
+    weight = output.weight  # Linear: (out, in); Conv1D: (in, out)
+    return weight if architecture.weight_in_out else weight.T
+
+
+def output_bias(output: nn.Module) -> Tensor | None:
+    """The output projection's bias ``(hidden,)``, or None (Llama's ``o_proj`` has none)."""
+    bias = output.bias
+    return bias if isinstance(bias, Tensor) else None
+
+
+def attention_modules(loaded: LoadedModel) -> tuple[AttentionModules, ...]:
+    """Every layer's value and output projection, from ``loaded.model.base_model``.
+
+    ``head_dim`` is read from the output projection (``n_heads * head_dim`` inputs), so configs
+    whose ``head_dim`` is not ``hidden / n_heads`` work too.
+    """
+    architecture = architecture_for(loaded.model)
+    blocks = architecture.blocks(loaded.model.base_model)
+    if len(blocks) != loaded.n_layers:
+        raise UnsupportedModelError(
+            f"{loaded.title} reports {loaded.n_layers} layers but has {len(blocks)} attention "
+            "blocks; its attention modules cannot be hooked."
+        )
+    found = []
+    for layer, block in enumerate(blocks):
+        output = architecture.output(block)
+        width = output_matrix(architecture, output).shape[0]
+        if width % loaded.n_heads or loaded.n_heads % loaded.n_kv_heads:
+            raise UnsupportedModelError(
+                f"{loaded.title}: the output projection of layer {layer} takes {width} inputs, "
+                f"which do not split into {loaded.n_heads} heads ({loaded.n_kv_heads} KV heads)."
+            )
+        found.append(
+            AttentionModules(
+                layer=layer,
+                value=architecture.value(block),
+                output=output,
+                n_heads=loaded.n_heads,
+                n_kv_heads=loaded.n_kv_heads,
+                head_dim=width // loaded.n_heads,
+            )
+        )
+    return tuple(found)
+
+
+class HookSet:
+    """Forward hooks registered for the duration of a ``with`` block, then always removed.
+
+    >>> layer = nn.Linear(2, 2)
+    >>> with HookSet() as hooks:
+    ...     hooks.forward_pre(layer, lambda module, args: None)
+    ...     count_hooks(layer)
+    1
+    >>> count_hooks(layer)
+    0
+    """
+
+    def __init__(self) -> None:
+        self._handles: list[Any] = []
+
+    def forward(self, module: nn.Module, hook: Callable[..., Any]) -> None:
+        """``hook(module, args, output)`` after ``module`` runs; a non-None return replaces the
+        output."""
+        self._handles.append(module.register_forward_hook(hook))
+
+    def forward_pre(self, module: nn.Module, hook: Callable[..., Any]) -> None:
+        """``hook(module, args)`` before ``module`` runs; a non-None return replaces ``args``."""
+        self._handles.append(module.register_forward_pre_hook(hook))
+
+    def remove(self) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+
+    def __enter__(self) -> HookSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def count_hooks(model: nn.Module) -> int:
+    """How many forward and forward-pre hooks ``model`` and its submodules hold (for tests)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())

@@ -1,0 +1,261 @@
+"""What a decoder predicts: the top-k next tokens at every position, and the logit lens (every
+layer's hidden state read through the final norm and the unembedding).
+
+Logits over the vocabulary are computed a block of positions at a time and reduced to the top
+tokens at once, so a long text never holds a ``(seq_len, vocab)`` tensor per layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from core.analysis import Tokenized, tokenize
+from core.errors import InputError, UnsupportedModelError
+from core.hooks import architecture_for
+from core.tokens import make_visible
+
+if TYPE_CHECKING:
+    from core.models import LoadedModel
+
+__all__ = [
+    "LogitLens",
+    "NextTokenPredictions",
+    "TokenProb",
+    "logit_lens",
+    "next_token_predictions",
+    "token_labels",
+    "top_k_probs",
+]
+
+_BLOCK = 128  # positions per block of logits: 128 x 49152 floats = 25 MB for SmolLM2
+
+
+@dataclass(frozen=True)
+class TokenProb:
+    """One predicted token: its id, a readable label and its probability."""
+
+    token_id: int
+    token: str
+    prob: float
+
+
+def token_labels(tokenizer: Any, token_ids: Sequence[int]) -> tuple[str, ...]:
+    """Readable labels for token ids: each id decoded on its own, then :func:`core.tokens.
+    make_visible` (a leading space is dropped, a lone space shows as ``␣``). A byte-level piece of
+    a multi-byte character decodes to ``�``."""
+    cache: dict[int, str] = {}
+    labels = []
+    for token_id in token_ids:
+        if token_id not in cache:
+            cache[token_id] = make_visible(tokenizer.decode([token_id]))
+        labels.append(cache[token_id])
+    return tuple(labels)
+
+
+def top_k_probs(logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """``softmax`` over the last axis, then its ``k`` largest probabilities and their ids, largest
+    first. Shapes: ``(..., vocab) -> (..., k), (..., k)``.
+
+    >>> probs, ids = top_k_probs(torch.log(torch.tensor([0.1, 0.6, 0.3])), 2)
+    >>> probs, ids
+    (tensor([0.6000, 0.3000]), tensor([1, 2]))
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    probs = torch.softmax(logits.float(), dim=-1)
+    top = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    return top.values, top.indices
+
+
+def _blockwise(
+    hidden: Tensor, head: Callable[[Tensor], Tensor], k: int, targets: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Top-k probabilities and ids of ``softmax(head(hidden))`` for ``hidden`` ``(T, d)``, a block
+    of positions at a time; with ``targets`` ``(T,)`` also the probability of each target."""
+    probs_out, ids_out, target_out = [], [], []
+    for start in range(0, hidden.shape[0], _BLOCK):
+        logits = head(hidden[start : start + _BLOCK]).float()  # (b, vocab)
+        probs = torch.softmax(logits, dim=-1)  # (b, vocab)
+        top = probs.topk(min(k, probs.shape[-1]), dim=-1)  # (b, k)
+        probs_out.append(top.values.cpu())
+        ids_out.append(top.indices.cpu())
+        if targets is not None:
+            chunk = targets[start : start + _BLOCK].to(probs.device)  # (b,)
+            target_out.append(probs.gather(-1, chunk[:, None])[:, 0].cpu())
+    target = torch.cat(target_out) if targets is not None else None
+    return torch.cat(probs_out), torch.cat(ids_out), target
+
+
+def _require_decoder(loaded: LoadedModel) -> None:
+    if loaded.kind != "decoder":
+        raise InputError(
+            f"Next-token predictions and the logit lens need a decoder (GPT-like) model; "
+            f"{loaded.title} is an encoder. Pick a decoder such as smollm2."
+        )
+
+
+def _decoder_forward(loaded: LoadedModel, tokenized: Tokenized) -> Any:
+    """The base model's forward pass with every hidden state."""
+    inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
+    inputs = {key: value.to(loaded.device) for key, value in inputs.items()}
+    with torch.inference_mode():
+        return loaded.model.base_model(
+            **inputs, output_hidden_states=True, use_cache=False, return_dict=True
+        )
+
+
+def _unembedding(loaded: LoadedModel) -> torch.nn.Module:
+    head = loaded.model.get_output_embeddings()
+    if head is None:
+        raise UnsupportedModelError(f"{loaded.title} has no language-model head to predict with.")
+    return head
+
+
+@dataclass(frozen=True, eq=False)
+class NextTokenPredictions:
+    """The top-k next tokens after every position; position i predicts token i + 1."""
+
+    tokens: tuple[str, ...]  # the input's labels, (T,)
+    token_ids: tuple[int, ...]  # (T,)
+    top_ids: Tensor  # (T, k)
+    top_probs: Tensor  # (T, k), largest first
+    top_tokens: tuple[tuple[str, ...], ...]  # (T, k) labels of top_ids
+    next_token_prob: Tensor  # (T - 1,): the probability given to the token that does follow
+
+    @property
+    def k(self) -> int:
+        return self.top_ids.shape[1]
+
+    def at(self, position: int) -> tuple[TokenProb, ...]:
+        """The predictions after ``position``, most likely first."""
+        return tuple(
+            TokenProb(int(token_id), label, float(prob))
+            for token_id, label, prob in zip(
+                self.top_ids[position].tolist(),
+                self.top_tokens[position],
+                self.top_probs[position].tolist(),
+                strict=True,
+            )
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per (position, rank): ``position``, ``token``, ``rank``, ``prediction``,
+        ``prob``."""
+        return [
+            {
+                "position": position,
+                "token": self.tokens[position],
+                "rank": rank,
+                "prediction": guess.token,
+                "prob": guess.prob,
+            }
+            for position in range(len(self.tokens))
+            for rank, guess in enumerate(self.at(position), start=1)
+        ]
+
+
+def next_token_predictions(
+    loaded: LoadedModel, text: str, *, top_k: int = 5, max_tokens: int | None = None
+) -> NextTokenPredictions:
+    """The ``top_k`` most likely next tokens at every position of ``text`` under a decoder,
+    ``softmax(W_U norm_f(h_L))`` at each position. Encoders raise an :class:`InputError`."""
+    _require_decoder(loaded)
+    tokenized = tokenize(loaded, text, max_tokens=max_tokens)
+    out = _decoder_forward(loaded, tokenized)
+    ids = tokenized.input_ids[0]  # (T,)
+    hidden = out.last_hidden_state[0]  # (T, d), after the final norm
+    head = _unembedding(loaded)
+    # Position i is scored on token i + 1; the last position has none (a stand-in, dropped).
+    targets = torch.cat([ids[1:], ids[:1]])  # (T,)
+    with torch.inference_mode():
+        probs, top_ids, target = _blockwise(hidden, head, top_k, targets=targets)
+    labels = token_labels(loaded.tokenizer, top_ids.flatten().tolist())
+    k = top_ids.shape[1]
+    return NextTokenPredictions(
+        tokens=tokenized.tokens,
+        token_ids=tuple(ids.tolist()),
+        top_ids=top_ids,
+        top_probs=probs,
+        top_tokens=tuple(labels[t * k : (t + 1) * k] for t in range(top_ids.shape[0])),
+        next_token_prob=target[:-1] if target is not None else torch.empty(0),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class LogitLens:
+    """The logit lens (nostalgebraist 2020): every layer's residual stream read as a prediction.
+
+    Row 0 is the embeddings, row ``l + 1`` the output of layer ``l``; each is passed through the
+    model's final norm and the unembedding ``W_U`` (tied to the embeddings in SmolLM2), so the last
+    row is exactly the model's own prediction. ``top_ids[r, i]`` is the most likely next token
+    after position i at row r, with probability ``top_probs[r, i]``.
+    """
+
+    tokens: tuple[str, ...]  # (T,)
+    row_labels: tuple[str, ...]  # ("embeddings", "layer 0", ..., "layer L-1")
+    top_ids: Tensor  # (n_layers + 1, T)
+    top_probs: Tensor  # (n_layers + 1, T)
+    top_tokens: tuple[tuple[str, ...], ...]  # (n_layers + 1, T)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per (layer row, position): ``row``, ``position``, ``token``, ``prediction``,
+        ``prob``."""
+        return [
+            {
+                "row": label,
+                "position": position,
+                "token": self.tokens[position],
+                "prediction": self.top_tokens[r][position],
+                "prob": float(self.top_probs[r, position]),
+            }
+            for r, label in enumerate(self.row_labels)
+            for position in range(len(self.tokens))
+        ]
+
+
+def logit_lens(loaded: LoadedModel, text: str, *, max_tokens: int | None = None) -> LogitLens:
+    """The logit lens of ``text`` under a decoder: ``softmax(W_U norm_f(h_l))`` for the
+    embeddings and every layer's output ``h_l``, reduced to the top-1 token and its probability.
+
+    ``out.hidden_states[l]`` (``l < n_layers``) is the input of layer l, before the final norm;
+    the last row uses ``out.last_hidden_state``, which the model has already normed.
+    """
+    _require_decoder(loaded)
+    architecture = architecture_for(loaded.model)
+    if architecture.final_norm is None:
+        raise UnsupportedModelError(
+            f"{loaded.title} ({architecture.family}) has no final norm to read its layers through."
+        )
+    tokenized = tokenize(loaded, text, max_tokens=max_tokens)
+    out = _decoder_forward(loaded, tokenized)
+    norm = architecture.final_norm(loaded.model.base_model)
+    head = _unembedding(loaded)
+    states = list(out.hidden_states)[:-1]  # n_layers x (1, T, d): embeddings, layers 0..L-2
+    if len(states) != loaded.n_layers:
+        raise UnsupportedModelError(
+            f"{loaded.title} returned {len(states) + 1} hidden states for {loaded.n_layers} layers."
+        )
+    probs_rows, id_rows = [], []
+    with torch.inference_mode():
+        for state in states:
+            probs, ids, _ = _blockwise(norm(state)[0], head, 1)
+            probs_rows.append(probs[:, 0])
+            id_rows.append(ids[:, 0])
+        probs, ids, _ = _blockwise(out.last_hidden_state[0], head, 1)
+        probs_rows.append(probs[:, 0])
+        id_rows.append(ids[:, 0])
+    top_ids = torch.stack(id_rows)  # (L + 1, T)
+    seq_len = top_ids.shape[1]
+    labels = token_labels(loaded.tokenizer, top_ids.flatten().tolist())
+    return LogitLens(
+        tokens=tokenized.tokens,
+        row_labels=("embeddings", *(f"layer {layer}" for layer in range(loaded.n_layers))),
+        top_ids=top_ids,
+        top_probs=torch.stack(probs_rows),
+        top_tokens=tuple(labels[r * seq_len : (r + 1) * seq_len] for r in range(top_ids.shape[0])),
+    )
