@@ -86,8 +86,12 @@ def _heads_by_layer(loaded: LoadedModel, heads: Iterable[Head]) -> dict[int, lis
     for layer, head in heads:
         if not (0 <= layer < loaded.n_layers and 0 <= head < loaded.n_heads):
             raise InputError(
-                f"There is no head {head} in layer {layer}: {loaded.title} has layers "
-                f"0-{loaded.n_layers - 1} with heads 0-{loaded.n_heads - 1}."
+                "error.no_such_head",
+                head=head,
+                layer=layer,
+                model=loaded.title,
+                last_layer=loaded.n_layers - 1,
+                last_head=loaded.n_heads - 1,
             )
         by_layer.setdefault(int(layer), []).append(int(head))
     return by_layer

@@ -35,6 +35,7 @@ __all__ = [
     "LayerNotHeldError",
     "analyze",
     "check_text",
+    "forward_all_layers",
     "model_inputs",
     "tokenize",
     "with_layers",
@@ -341,7 +342,7 @@ def tokenize(
     )
 
 
-def _forward_all_layers(loaded: LoadedModel, inputs: dict[str, Tensor]) -> Tensor:
+def forward_all_layers(loaded: LoadedModel, inputs: dict[str, Tensor]) -> Tensor:
     """The all-layers path: one pass with ``output_attentions=True``; returns ``(n_layers,
     n_heads, seq_len, seq_len)`` float32 on the CPU."""
     kwargs = model_inputs_to_device(loaded, inputs)
@@ -434,7 +435,7 @@ def analyze(
                 **gathered.statistics,
             )
     started = time.perf_counter()
-    attn = _forward_all_layers(loaded, inputs)  # (L, H, T, T)
+    attn = forward_all_layers(loaded, inputs)  # (L, H, T, T)
     forward_seconds = time.perf_counter() - started
     return Analysis.from_attentions(attn, tokenized.tokens, forward_seconds=forward_seconds, **meta)
 

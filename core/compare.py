@@ -126,9 +126,13 @@ def compare(a: Analysis, b: Analysis) -> Comparison:
     which shapes differ)."""
     if (a.n_layers, a.n_heads) != (b.n_layers, b.n_heads):
         raise InputError(
-            f"Cannot compare head by head: {a.model_name or 'A'} has {a.n_layers} layers x "
-            f"{a.n_heads} heads, {b.model_name or 'B'} has {b.n_layers} layers x {b.n_heads} "
-            "heads. Compare two texts under one model, or two models of the same shape."
+            "error.compare_shapes",
+            a=a.model_name or "A",
+            a_layers=a.n_layers,
+            a_heads=a.n_heads,
+            b=b.model_name or "B",
+            b_layers=b.n_layers,
+            b_heads=b.n_heads,
         )
     keys_a = list(zip(a.token_ids, a.raw_tokens, strict=True))
     keys_b = list(zip(b.token_ids, b.raw_tokens, strict=True))

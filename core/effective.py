@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from core.analysis import Tokenized, _forward_attentions, tokenize
+from core.analysis import Tokenized, forward_all_layers, tokenize
 from core.hooks import HookSet, architecture_for, attention_modules, output_matrix
 
 if TYPE_CHECKING:
@@ -147,7 +147,8 @@ def capture_attention(loaded: LoadedModel, tokenized: Tokenized) -> AttentionCap
         for found in modules:
             hooks.forward(found.value, keep_values(found.layer))
             hooks.forward_pre(found.output, keep_head_outputs(found.layer))
-        attentions = _forward_attentions(loaded, tokenized)  # (L, H, T, T)
+        inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
+        attentions = forward_all_layers(loaded, inputs)  # (L, H, T, T)
     return AttentionCapture(
         attentions=attentions,
         values=tuple(values[m.layer] for m in modules),

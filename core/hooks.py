@@ -104,9 +104,7 @@ def architecture_for(model: nn.Module) -> Architecture:
     if architecture is None:
         supported = ", ".join(sorted(ARCHITECTURES))
         raise UnsupportedModelError(
-            f"Head ablation, norm-based attention and the logit lens need to hook the attention "
-            f"modules, and AttnScope does not know where '{model_type}' models keep them "
-            f"(supported: {supported}). The raw attention views and statistics still work."
+            "error.unknown_architecture", model_type=model_type, supported=supported
         )
     return architecture
 
@@ -145,8 +143,7 @@ def attention_modules(loaded: LoadedModel) -> tuple[AttentionModules, ...]:
     blocks = architecture.blocks(loaded.model.base_model)
     if len(blocks) != loaded.n_layers:
         raise UnsupportedModelError(
-            f"{loaded.title} reports {loaded.n_layers} layers but has {len(blocks)} attention "
-            "blocks; its attention modules cannot be hooked."
+            "error.block_count", model=loaded.title, layers=loaded.n_layers, blocks=len(blocks)
         )
     found = []
     for layer, block in enumerate(blocks):
@@ -154,8 +151,12 @@ def attention_modules(loaded: LoadedModel) -> tuple[AttentionModules, ...]:
         width = output_matrix(architecture, output).shape[0]
         if width % loaded.n_heads or loaded.n_heads % loaded.n_kv_heads:
             raise UnsupportedModelError(
-                f"{loaded.title}: the output projection of layer {layer} takes {width} inputs, "
-                f"which do not split into {loaded.n_heads} heads ({loaded.n_kv_heads} KV heads)."
+                "error.head_split",
+                model=loaded.title,
+                layer=layer,
+                width=width,
+                heads=loaded.n_heads,
+                kv_heads=loaded.n_kv_heads,
             )
         found.append(
             AttentionModules(

@@ -93,10 +93,7 @@ def _blockwise(
 
 def _require_decoder(loaded: LoadedModel) -> None:
     if loaded.kind != "decoder":
-        raise InputError(
-            f"Next-token predictions and the logit lens need a decoder (GPT-like) model; "
-            f"{loaded.title} is an encoder. Pick a decoder such as smollm2."
-        )
+        raise InputError("error.needs_decoder", model=loaded.title)
 
 
 def _decoder_forward(loaded: LoadedModel, tokenized: Tokenized) -> Any:
@@ -112,7 +109,7 @@ def _decoder_forward(loaded: LoadedModel, tokenized: Tokenized) -> Any:
 def _unembedding(loaded: LoadedModel) -> torch.nn.Module:
     head = loaded.model.get_output_embeddings()
     if head is None:
-        raise UnsupportedModelError(f"{loaded.title} has no language-model head to predict with.")
+        raise UnsupportedModelError("error.no_lm_head", model=loaded.title)
     return head
 
 
@@ -229,7 +226,7 @@ def logit_lens(loaded: LoadedModel, text: str, *, max_tokens: int | None = None)
     architecture = architecture_for(loaded.model)
     if architecture.final_norm is None:
         raise UnsupportedModelError(
-            f"{loaded.title} ({architecture.family}) has no final norm to read its layers through."
+            "error.no_final_norm", model=loaded.title, family=architecture.family
         )
     tokenized = tokenize(loaded, text, max_tokens=max_tokens)
     out = _decoder_forward(loaded, tokenized)
@@ -238,7 +235,7 @@ def logit_lens(loaded: LoadedModel, text: str, *, max_tokens: int | None = None)
     states = list(out.hidden_states)[:-1]  # n_layers x (1, T, d): embeddings, layers 0..L-2
     if len(states) != loaded.n_layers:
         raise UnsupportedModelError(
-            f"{loaded.title} returned {len(states) + 1} hidden states for {loaded.n_layers} layers."
+            "error.hidden_states", model=loaded.title, got=len(states) + 1, layers=loaded.n_layers
         )
     probs_rows, id_rows = [], []
     with torch.inference_mode():

@@ -187,7 +187,8 @@ def test_an_unknown_architecture_is_refused_clearly():
 
 def test_hooks_are_removed_when_the_forward_pass_raises(monkeypatch):
     llama = tiny_llama()
-    analyze(llama, TEXT)  # transformers adds its own output-recording hooks on the first pass
+    # transformers adds its own output-recording hooks on the first pass that records attentions
+    analyze(llama, TEXT, method="all")
     before = count_hooks(llama.model)
     mlp = llama.model.model.layers[1].mlp
 
