@@ -2,6 +2,8 @@
 
 :func:`analyze` runs one forward pass with attention outputs and returns one frozen
 :class:`Analysis`, which every view, table, export and the command line read from.
+:func:`analyze_ids` does the same for an exact sequence of token ids (a generated text), which
+re-tokenizing its text could split differently.
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ from torch import Tensor
 
 from core import stats
 from core.errors import InputError, UnsupportedModelError
-from core.tokens import labels_by_decoding, labels_from_offsets
+from core.tokens import Decode, labels_by_decoding, labels_from_offsets, offsets_by_decoding
 
 if TYPE_CHECKING:
     from core.models import LoadedModel, ModelKind
 
-__all__ = ["Analysis", "AttendedToken", "analyze", "check_text", "tokenize"]
+__all__ = [
+    "Analysis",
+    "AttendedToken",
+    "Tokenized",
+    "analyze",
+    "analyze_ids",
+    "check_text",
+    "decoder",
+    "special_ids",
+    "tokenize",
+    "tokenize_ids",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,11 @@ class Tokenized:
     sentence_b_start: int | None  # first token of the second sentence, if any
     truncated: bool
     n_input_tokens: int  # before truncation
+    # Where each token's characters are: texts[sequence_ids[t]][start:end] (None: special token
+    # or no offsets). None where the tokenizer gives no offsets (slow tokenizers).
+    texts: tuple[str, ...] = ()
+    offsets: tuple[tuple[int, int], ...] | None = None
+    sequence_ids: tuple[int | None, ...] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,6 +278,7 @@ def tokenize(
     )
     ids = encoding["input_ids"][0].tolist()
     raw = tuple(tokenizer.convert_ids_to_tokens(ids))
+    offsets = sequence_ids = None
     if fast:
         sequence_ids = encoding.sequence_ids(0)
         offsets = [tuple(pair_) for pair_ in encoding["offset_mapping"][0].tolist()]
@@ -285,6 +304,60 @@ def tokenize(
         sentence_b_start=b_start,
         truncated=truncated,
         n_input_tokens=n_input,
+        texts=(text, pair or ""),
+        offsets=tuple(offsets) if offsets is not None else None,
+        sequence_ids=tuple(sequence_ids) if sequence_ids is not None else None,
+    )
+
+
+def decoder(tokenizer: Any) -> Decode:
+    """``tokenizer``'s decode as ``ids -> text``, keeping special tokens and spaces exactly."""
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    return decode
+
+
+def special_ids(tokenizer: Any) -> frozenset[int]:
+    """The ids of ``tokenizer``'s special tokens (``[CLS]``, ``<|im_start|>``, ...), without the
+    unknown token: ``[UNK]`` stands for real characters of the text."""
+    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", None) or ()}
+    unk = getattr(tokenizer, "unk_token_id", None)
+    return frozenset(ids - {unk})
+
+
+def tokenize_ids(
+    loaded: LoadedModel, token_ids: Sequence[int], *, max_tokens: int | None = None
+) -> Tokenized:
+    """An exact sequence of token ids as the model sees it, with no tokenizing and no special
+    tokens added: the text, offsets and labels come from decoding (see
+    :func:`core.tokens.offsets_by_decoding`). Longer sequences are cut to the model's limit."""
+    ids = [int(i) for i in token_ids]
+    if not ids:
+        raise InputError("There are no tokens to analyse.")
+    limit = min(max_tokens or loaded.max_tokens, loaded.max_tokens)
+    n_input = len(ids)
+    ids = ids[:limit]
+    tokenizer = loaded.tokenizer
+    text, offsets = offsets_by_decoding(ids, decoder(tokenizer))
+    specials = special_ids(tokenizer)
+    special = tuple(i in specials for i in ids)
+    sequence_ids = tuple(None if s else 0 for s in special)
+    raw = tuple(tokenizer.convert_ids_to_tokens(ids))
+    input_ids = torch.tensor([ids], dtype=torch.long)  # (1, seq_len)
+    return Tokenized(
+        input_ids=input_ids,
+        extra_inputs={"attention_mask": torch.ones_like(input_ids)},
+        raw_tokens=raw,
+        tokens=tuple(labels_from_offsets([text], offsets, sequence_ids, raw)),
+        special=special,
+        sentence_b_start=None,
+        truncated=n_input > limit,
+        n_input_tokens=n_input,
+        texts=(text,),
+        offsets=tuple(offsets),
+        sequence_ids=sequence_ids,
     )
 
 
@@ -322,6 +395,33 @@ def analyze(
     ``n_input_tokens`` say so.
     """
     tokenized = tokenize(loaded, text, pair, max_tokens=max_tokens)
+    return _analyze_tokenized(loaded, tokenized, text=text, pair=pair, max_tokens=max_tokens)
+
+
+def analyze_ids(
+    loaded: LoadedModel, token_ids: Sequence[int], *, max_tokens: int | None = None
+) -> Analysis:
+    """Analyse an exact sequence of token ids (a prompt and what was generated from it).
+
+    Nothing is re-tokenized and no special tokens are added, so position t is token
+    ``token_ids[t]``; the analysis' ``text`` is the ids decoded (:func:`tokenize_ids`). For a
+    text that came from the tokenizer, ``analyze_ids(loaded, analyze(loaded, text).token_ids)``
+    gives the same attention as ``analyze(loaded, text)``.
+    """
+    tokenized = tokenize_ids(loaded, token_ids, max_tokens=max_tokens)
+    text = tokenized.texts[0]
+    return _analyze_tokenized(loaded, tokenized, text=text, pair=None, max_tokens=max_tokens)
+
+
+def _analyze_tokenized(
+    loaded: LoadedModel,
+    tokenized: Tokenized,
+    *,
+    text: str,
+    pair: str | None,
+    max_tokens: int | None,
+) -> Analysis:
+    """The forward pass and statistics shared by :func:`analyze` and :func:`analyze_ids`."""
     started = time.perf_counter()
     attn = _forward_attentions(loaded, tokenized)  # (L, H, T, T)
     forward_seconds = time.perf_counter() - started
