@@ -18,7 +18,13 @@ from torch import Tensor
 
 from core import stats
 from core.errors import InputError, UnsupportedModelError
-from core.tokens import Decode, labels_by_decoding, labels_from_offsets, offsets_by_decoding
+from core.tokens import (
+    Decode,
+    broken_as_bytes,
+    labels_by_decoding,
+    labels_from_offsets,
+    offsets_by_decoding,
+)
 
 if TYPE_CHECKING:
     from core.models import LoadedModel, ModelKind
@@ -350,7 +356,7 @@ def tokenize_ids(
         input_ids=input_ids,
         extra_inputs={"attention_mask": torch.ones_like(input_ids)},
         raw_tokens=raw,
-        tokens=tuple(labels_from_offsets([text], offsets, sequence_ids, raw)),
+        tokens=tuple(broken_as_bytes(labels_from_offsets([text], offsets, sequence_ids, raw), raw)),
         special=special,
         sentence_b_start=None,
         truncated=n_input > limit,

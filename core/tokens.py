@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 Decode = Callable[[list[int]], str]  # token ids -> text, e.g. a tokenizer's decode
 
 __all__ = [
+    "broken_as_bytes",
     "bytes_label",
     "byte_level_bytes",
     "labels_by_decoding",
@@ -194,6 +195,20 @@ def bytes_label(raw_token: str) -> str:
     except UnicodeDecodeError:
         pass
     return "<" + " ".join(f"{b:02X}" for b in data) + ">"
+
+
+def broken_as_bytes(labels: Sequence[str], raw_tokens: Sequence[str]) -> list[str]:
+    """``labels`` with each label of a broken character (a sequence cut inside a character shows
+    ``\ufffd``) replaced by the token's bytes, where :func:`bytes_label` can read them.
+
+    >>> broken_as_bytes(["ok", "\ufffd"], ["ok", "æĹ"])
+    ['ok', '<E6 97>']
+    """
+    out = list(labels)
+    for t, (label, raw) in enumerate(zip(labels, raw_tokens, strict=True)):
+        if "\ufffd" in label and bytes_label(raw) != raw:
+            out[t] = bytes_label(raw)
+    return out
 
 
 def _decoded_piece(ids: Sequence[int], start: int, end: int, decode: Decode) -> str:
