@@ -67,6 +67,7 @@ def test_minilm_sentence_pair(minilm):
         *("A", "dog", "slept", ".", "[SEP]"),
     )
     assert result.sentence_b_start == 6 and result.pair == "A dog slept."
+    assert result.special == tuple(label == "[SEP]" or label == "[CLS]" for label in result.tokens)
 
 
 def test_smollm2_pieces_of_one_character_share_a_word(smollm2):
