@@ -73,7 +73,9 @@ FinishReason = Literal["eos", "max_new_tokens"]
 StopReason = Literal["eos", "max_new_tokens", "stopped"]
 StopFn = Callable[[], bool]
 
-MAX_NEW_TOKENS = 1024
+# Each step keeps its attention row (n_layers x n_heads x ctx_len floats): 512 steps of SmolLM2
+# hold about 150 MB, and the full analysis of prompt + generation grows with its square.
+MAX_NEW_TOKENS = 512
 MAX_SHOWN = 100
 MAX_TEMPERATURE = 100.0
 _MAX_SEED = 2**63 - 1
@@ -286,6 +288,7 @@ class GenerationStep:
     token_id: int
     token: str  # readable label as known at this step; Generation.tokens knows the whole text
     text: str  # the text this step adds to the output; "" while a character is incomplete
+    special: bool  # a special token (<|im_end|>, ...): its text is the token's name
     prob: float  # of the chosen token, in the distribution sampled from
     raw_prob: float  # of the chosen token, in the raw softmax
     rank: int  # 1 = the most likely token by raw logits
@@ -311,6 +314,7 @@ class GenerationStep:
             "token_id": self.token_id,
             "token": self.token,
             "text": self.text,
+            "special": self.special,
             "prob": self.prob,
             "raw_prob": self.raw_prob,
             "rank": self.rank,
@@ -459,6 +463,7 @@ def _generate(
     tokenizer = loaded.tokenizer
     generator = torch.Generator().manual_seed(config.seed)  # CPU: the same draws on every device
     eos = _eos_ids(loaded)
+    specials = special_ids(tokenizer)
     stream = _StreamText(tokenizer, prompt.token_ids)
     input_ids = torch.tensor([prompt.token_ids], dtype=torch.long, device=loaded.device)
     # The prompt's own attention is not needed here (analyze_generation has it), nor its logits
@@ -511,6 +516,7 @@ def _generate(
             token_id=token_id,
             token=label,
             text=text,
+            special=token_id in specials,
             prob=float(probs[token_id]),
             raw_prob=float(raw_probs[token_id]),
             rank=rank,

@@ -123,7 +123,8 @@ def test_end_of_sequence_stops_with_the_chat_template(smollm2):
     assert result.prompt_ids.count(1) == 3  # <|im_start|> of system, user, assistant: no extra
     assert result.stop_reason == "eos" and len(result.steps) < 16
     assert result.steps[-1].token_id == smollm2.tokenizer.eos_token_id
-    assert result.steps[-1].finish_reason == "eos"
+    assert result.steps[-1].finish_reason == "eos" and result.steps[-1].special
+    assert not any(step.special for step in result.steps[:-1])
     assert "4" in result.generated_text and result.special[-1]
 
 
