@@ -5,9 +5,11 @@ Example (tested in ``tests/integration``)::
     from core import analyze, load_model
     result = analyze(load_model("minilm"), "The cat sat on the mat.")
     result.head_entropy.shape  # torch.Size([6, 12]): n_layers x n_heads
+
+Words instead of pieces: :mod:`core.words`; step-by-step generation: :mod:`core.generate`.
 """
 
-from core.analysis import Analysis, AttendedToken, analyze, check_text, tokenize
+from core.analysis import Analysis, AttendedToken, analyze, analyze_ids, check_text, tokenize
 from core.errors import (
     AttnScopeError,
     InputError,
@@ -15,7 +17,15 @@ from core.errors import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
+from core.generate import (
+    Generation,
+    GenerationConfig,
+    GenerationStep,
+    analyze_generation,
+    generate_steps,
+)
 from core.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, load_model
+from core.words import Words, find_words, word_analysis
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -23,13 +33,22 @@ __all__ = [
     "Analysis",
     "AttendedToken",
     "AttnScopeError",
+    "Generation",
+    "GenerationConfig",
+    "GenerationStep",
     "InputError",
     "LoadedModel",
     "ModelLoadError",
     "ModelNotFoundError",
     "UnsupportedModelError",
+    "Words",
     "analyze",
+    "analyze_generation",
+    "analyze_ids",
     "check_text",
+    "find_words",
+    "generate_steps",
     "load_model",
     "tokenize",
+    "word_analysis",
 ]

@@ -2,6 +2,8 @@
 
 :func:`analyze` runs one forward pass with attention outputs and returns one frozen
 :class:`Analysis`, which every view, table, export and the command line read from.
+:func:`analyze_ids` does the same for an exact sequence of token ids (a generated text), which
+re-tokenizing its text could split differently.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from core.streaming import (
     recompute_layers,
     stream_statistics,
 )
-from core.tokens import labels_by_decoding, labels_from_offsets
+from core.tokens import (
+    Decode,
+    broken_as_bytes,
+    labels_by_decoding,
+    labels_from_offsets,
+    offsets_by_decoding,
+)
 
 if TYPE_CHECKING:
     from core.models import LoadedModel, ModelKind
@@ -33,11 +41,16 @@ __all__ = [
     "AttendedToken",
     "KeepLayers",
     "LayerNotHeldError",
+    "Tokenized",
     "analyze",
+    "analyze_ids",
     "check_text",
+    "decoder",
     "forward_all_layers",
     "model_inputs",
+    "special_ids",
     "tokenize",
+    "tokenize_ids",
     "with_layers",
 ]
 
@@ -72,6 +85,11 @@ class Tokenized:
     sentence_b_start: int | None  # first token of the second sentence, if any
     truncated: bool
     n_input_tokens: int  # before truncation
+    # Where each token's characters are: texts[sequence_ids[t]][start:end] (None: special token
+    # or no offsets). None where the tokenizer gives no offsets (slow tokenizers).
+    texts: tuple[str, ...] = ()
+    offsets: tuple[tuple[int, int], ...] | None = None
+    sequence_ids: tuple[int | None, ...] | None = None
 
 
 class LayerNotHeldError(AttnScopeError, KeyError):
@@ -314,6 +332,7 @@ def tokenize(
     )
     ids = encoding["input_ids"][0].tolist()
     raw = tuple(tokenizer.convert_ids_to_tokens(ids))
+    offsets = sequence_ids = None
     if fast:
         sequence_ids = encoding.sequence_ids(0)
         offsets = [tuple(pair_) for pair_ in encoding["offset_mapping"][0].tolist()]
@@ -339,6 +358,60 @@ def tokenize(
         sentence_b_start=b_start,
         truncated=truncated,
         n_input_tokens=n_input,
+        texts=(text, pair or ""),
+        offsets=tuple(offsets) if offsets is not None else None,
+        sequence_ids=tuple(sequence_ids) if sequence_ids is not None else None,
+    )
+
+
+def decoder(tokenizer: Any) -> Decode:
+    """``tokenizer``'s decode as ``ids -> text``, keeping special tokens and spaces exactly."""
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    return decode
+
+
+def special_ids(tokenizer: Any) -> frozenset[int]:
+    """The ids of ``tokenizer``'s special tokens (``[CLS]``, ``<|im_start|>``, ...), without the
+    unknown token: ``[UNK]`` stands for real characters of the text."""
+    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", None) or ()}
+    unk = getattr(tokenizer, "unk_token_id", None)
+    return frozenset(ids - {unk})
+
+
+def tokenize_ids(
+    loaded: LoadedModel, token_ids: Sequence[int], *, max_tokens: int | None = None
+) -> Tokenized:
+    """An exact sequence of token ids as the model sees it, with no tokenizing and no special
+    tokens added: the text, offsets and labels come from decoding (see
+    :func:`core.tokens.offsets_by_decoding`). Longer sequences are cut to the model's limit."""
+    ids = [int(i) for i in token_ids]
+    if not ids:
+        raise InputError("error.no_tokens")
+    limit = min(max_tokens or loaded.max_tokens, loaded.max_tokens)
+    n_input = len(ids)
+    ids = ids[:limit]
+    tokenizer = loaded.tokenizer
+    text, offsets = offsets_by_decoding(ids, decoder(tokenizer))
+    specials = special_ids(tokenizer)
+    special = tuple(i in specials for i in ids)
+    sequence_ids = tuple(None if s else 0 for s in special)
+    raw = tuple(tokenizer.convert_ids_to_tokens(ids))
+    input_ids = torch.tensor([ids], dtype=torch.long)  # (1, seq_len)
+    return Tokenized(
+        input_ids=input_ids,
+        extra_inputs={"attention_mask": torch.ones_like(input_ids)},
+        raw_tokens=raw,
+        tokens=tuple(broken_as_bytes(labels_from_offsets([text], offsets, sequence_ids, raw), raw)),
+        special=special,
+        sentence_b_start=None,
+        truncated=n_input > limit,
+        n_input_tokens=n_input,
+        texts=(text,),
+        offsets=tuple(offsets),
+        sequence_ids=sequence_ids,
     )
 
 
@@ -396,6 +469,59 @@ def analyze(
     holds everything; both give the same statistics.
     """
     tokenized = tokenize(loaded, text, pair, max_tokens=max_tokens)
+    return _analyze_tokenized(
+        loaded,
+        tokenized,
+        text=text,
+        pair=pair,
+        max_tokens=max_tokens,
+        keep_layers=keep_layers,
+        keep_bytes=keep_bytes,
+        method=method,
+    )
+
+
+def analyze_ids(
+    loaded: LoadedModel,
+    token_ids: Sequence[int],
+    *,
+    max_tokens: int | None = None,
+    keep_layers: KeepLayers = "auto",
+    keep_bytes: int = DEFAULT_KEEP_BYTES,
+    method: Method = "layers",
+) -> Analysis:
+    """Analyse an exact sequence of token ids (a prompt and what was generated from it).
+
+    Nothing is re-tokenized and no special tokens are added, so position t is token
+    ``token_ids[t]``; the analysis' ``text`` is the ids decoded (:func:`tokenize_ids`). For a
+    text that came from the tokenizer, ``analyze_ids(loaded, analyze(loaded, text).token_ids)``
+    gives the same attention as ``analyze(loaded, text)``. Options as for :func:`analyze`.
+    """
+    tokenized = tokenize_ids(loaded, token_ids, max_tokens=max_tokens)
+    return _analyze_tokenized(
+        loaded,
+        tokenized,
+        text=tokenized.texts[0],
+        pair=None,
+        max_tokens=max_tokens,
+        keep_layers=keep_layers,
+        keep_bytes=keep_bytes,
+        method=method,
+    )
+
+
+def _analyze_tokenized(
+    loaded: LoadedModel,
+    tokenized: Tokenized,
+    *,
+    text: str,
+    pair: str | None,
+    max_tokens: int | None,
+    keep_layers: KeepLayers,
+    keep_bytes: int,
+    method: Method,
+) -> Analysis:
+    """The forward pass and statistics shared by :func:`analyze` and :func:`analyze_ids`."""
     inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
     seq_len = tokenized.input_ids.shape[-1]
     meta: dict[str, Any] = {

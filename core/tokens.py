@@ -5,6 +5,10 @@ BPE) and, in byte-level BPE, pieces of one multi-byte character (``日`` becomes
 Labels come from the user's own text through the tokenizer's character offsets, so they are always
 real characters; a character split over several tokens is shown on each piece as ``日(1/2)``,
 ``日(2/2)``. Whitespace and invisible characters are made visible.
+
+Token ids that were never text (a generated sequence) get character offsets by decoding them
+(:func:`offsets_by_decoding`); a piece that holds only part of a character shows its bytes
+(:func:`bytes_label`), never mojibake.
 """
 
 from __future__ import annotations
@@ -12,7 +16,17 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Sequence
 
-__all__ = ["labels_by_decoding", "labels_from_offsets", "make_visible"]
+Decode = Callable[[list[int]], str]  # token ids -> text, e.g. a tokenizer's decode
+
+__all__ = [
+    "broken_as_bytes",
+    "bytes_label",
+    "byte_level_bytes",
+    "labels_by_decoding",
+    "labels_from_offsets",
+    "make_visible",
+    "offsets_by_decoding",
+]
 
 # Whitespace that would otherwise vanish from a label.
 _VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\r": "␍", "\t": "⇥", "\u3000": "␣"}
@@ -125,3 +139,120 @@ def _number_fragments(labels: list[str], groups: list[list[int]]) -> list[str]:
             for k, t in enumerate(group, start=1):
                 out[t] = f"{labels[t]}({k}/{len(group)})"
     return out
+
+
+def _byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet, inverted: the printable character that stands for each
+    byte (``Ġ`` is the space byte 0x20, ``Ċ`` the newline 0x0A) -> the byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    printable += range(ord("®"), ord("ÿ") + 1)
+    chars = {b: chr(b) for b in printable}
+    shifted = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = chr(256 + shifted)
+            shifted += 1
+    return {ch: b for b, ch in chars.items()}
+
+
+_BYTE_LEVEL = _byte_level_alphabet()
+# Decoding this many tokens before a piece lets the tokenizer place the piece's leading space the
+# way it does inside a text (SentencePiece drops a leading space at the start of what it decodes).
+_DECODE_CONTEXT = 4
+
+
+def byte_level_bytes(raw_token: str) -> bytes | None:
+    """The bytes a byte-level BPE token (GPT-2, SmolLM2) stands for, or ``None`` if ``raw_token``
+    is not written in that alphabet.
+
+    >>> byte_level_bytes("Ġæ")  # a space and the first byte of 日
+    b' \\xe6'
+    >>> byte_level_bytes("▁the") is None  # SentencePiece's ▁ is not a byte-level character
+    True
+    """
+    try:
+        return bytes(_BYTE_LEVEL[ch] for ch in raw_token)
+    except KeyError:
+        return None
+
+
+def bytes_label(raw_token: str) -> str:
+    """A readable label for a token that holds only part of a character: its bytes in hex,
+    ``<E6 97>``, where a byte-level token's bytes are not valid UTF-8 on their own; else the raw
+    token (SentencePiece byte tokens already read ``<0xE6>``).
+
+    >>> bytes_label("æĹ")  # the first two of the three bytes of 日
+    '<E6 97>'
+    >>> bytes_label("<0xE6>")
+    '<0xE6>'
+    """
+    data = byte_level_bytes(raw_token)
+    if not data:
+        return raw_token
+    try:
+        data.decode("utf-8")
+        return raw_token  # whole characters: not a byte-level fragment
+    except UnicodeDecodeError:
+        pass
+    return "<" + " ".join(f"{b:02X}" for b in data) + ">"
+
+
+def broken_as_bytes(labels: Sequence[str], raw_tokens: Sequence[str]) -> list[str]:
+    """``labels`` with each label of a broken character (a sequence cut inside a character shows
+    ``\ufffd``) replaced by the token's bytes, where :func:`bytes_label` can read them.
+
+    >>> broken_as_bytes(["ok", "\ufffd"], ["ok", "æĹ"])
+    ['ok', '<E6 97>']
+    """
+    out = list(labels)
+    for t, (label, raw) in enumerate(zip(labels, raw_tokens, strict=True)):
+        if "\ufffd" in label and bytes_label(raw) != raw:
+            out[t] = bytes_label(raw)
+    return out
+
+
+def _decoded_piece(ids: Sequence[int], start: int, end: int, decode: Decode) -> str:
+    """The text ``ids[start:end]`` adds after ``ids[:start]``: decoded with a few tokens before
+    it, so a leading space comes out as it does inside the text, then the context cut off."""
+    first = max(0, start - _DECODE_CONTEXT)
+    before = decode(list(ids[first:start])) if first < start else ""
+    after = decode(list(ids[first:end]))
+    if after.startswith(before):
+        return after[len(before) :]
+    return decode(list(ids[start:end]))  # the context decoded differently: the piece alone
+
+
+def offsets_by_decoding(ids: Sequence[int], decode: Decode) -> tuple[str, list[tuple[int, int]]]:
+    """A text for ``ids`` and each token's ``(start, end)`` character offsets in it, by decoding.
+
+    For token ids that never came from a text (a generated sequence), in the form fast tokenizers
+    give for a text: the text is the concatenation of each token's decoded piece, and tokens
+    holding pieces of one multi-byte character (a piece alone decodes to ``\ufffd``) all get that
+    character's span, so :func:`labels_from_offsets` numbers them ``(k/n)``. A piece still broken
+    after 4 tokens (a sequence cut inside a character) keeps its ``\ufffd``.
+
+    >>> pieces = {0: b"Hi", 1: b" \\xe6\\x97", 2: b"\\xa5", 3: "本".encode()}
+    >>> def decode(ids):
+    ...     return b"".join(pieces[i] for i in ids).decode("utf-8", errors="replace")
+    >>> offsets_by_decoding([0, 1, 2, 3], decode)
+    ('Hi 日本', [(0, 2), (2, 4), (2, 4), (4, 5)])
+    """
+    text_parts: list[str] = []
+    offsets: list[tuple[int, int]] = []
+    length = 0
+    t = 0
+    while t < len(ids):
+        end = t + 1
+        piece = _decoded_piece(ids, t, end, decode)
+        # A character is at most 4 UTF-8 bytes, so at most 4 tokens need to be joined.
+        while "\ufffd" in piece and end < len(ids) and end - t < 4:
+            end += 1
+            piece = _decoded_piece(ids, t, end, decode)
+        if "\ufffd" in piece:  # not a split character after all: the single token as it is
+            end = t + 1
+            piece = _decoded_piece(ids, t, end, decode)
+        text_parts.append(piece)
+        offsets.extend([(length, length + len(piece))] * (end - t))
+        length += len(piece)
+        t = end
+    return "".join(text_parts), offsets
