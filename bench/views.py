@@ -2,8 +2,9 @@
 
 For MiniLM at T = 16..512 and SmolLM2 at T = 128..2048 tokens, one table per model:
 
-- forward: the bare forward pass (eager attention, no statistics), median of 3;
-- analysis: ``core.analyze`` with every statistic (layer by layer), and its overhead on forward;
+- forward: the bare forward pass (eager attention, weights not returned), and "fwd+attn" with
+  ``output_attentions=True`` (what BertViz and naive code run), medians of 5 interleaved runs;
+- analysis: ``core.analyze`` with every statistic (layer by layer), and its overhead on each;
 - bytes: what our head view and model view send, and BertViz's head view HTML (its JSON of
   every weight, measured exactly layer by layer; "≈" marks an extrapolation from two layers);
 - drawn: from the click on the page link to the view drawn (``data-state=drawn``) in headless
@@ -46,6 +47,7 @@ TITLES = {"minilm": "all-MiniLM-L6-v2 (encoder)", "smollm2": "SmolLM2-135M-Instr
 # BertViz pages beyond this are not even attempted in the browser or for RSS: they would take
 # many minutes and gigabytes (its HTML is ~7 bytes per weight plus Python floats while building).
 BERTVIZ_MAX_BYTES = 1_200_000_000
+REPEATS = 5
 SENTENCE = "The quick brown fox jumps over the lazy dog while the cat watches quietly. "
 
 
@@ -57,6 +59,7 @@ def text_of(n_tokens: int) -> str:
 class Row:
     tokens: int
     forward: float = 0.0
+    forward_attn: float = 0.0
     analysis: float = 0.0
     ours_head_bytes: int = 0
     ours_model_bytes: int = 0
@@ -95,19 +98,25 @@ def measure_compute(name: str, n_tokens: int, row: Row) -> None:
             base(**inputs)
         return time.perf_counter() - started
 
+    def with_attentions() -> float:  # what BertViz and naive code run
+        started = time.perf_counter()
+        with torch.inference_mode():
+            base(**inputs, output_attentions=True)
+        return time.perf_counter() - started
+
     def full() -> float:
         started = time.perf_counter()
         analyze(loaded, text_of(n_tokens), max_tokens=n_tokens)
         return time.perf_counter() - started
 
-    bare()
-    full()  # warm-up
-    forwards, analyses = [], []
-    for _ in range(3):  # interleaved, so both see the same machine
-        forwards.append(bare())
-        analyses.append(full())
-    row.forward = statistics.median(forwards)
-    row.analysis = statistics.median(analyses)
+    runs: dict[str, list[float]] = {"bare": [], "attn": [], "full": []}
+    for _ in range(REPEATS + 1):  # interleaved, so all see the same machine; first is warm-up
+        runs["bare"].append(bare())
+        runs["attn"].append(with_attentions())
+        runs["full"].append(full())
+    row.forward = statistics.median(runs["bare"][1:])
+    row.forward_attn = statistics.median(runs["attn"][1:])
+    row.analysis = statistics.median(runs["full"][1:])
     result = analyze(loaded, text_of(n_tokens), max_tokens=n_tokens, keep_layers=[0])
     row.ours_head_bytes = encode_head_view(result, 0).size
     row.ours_model_bytes = encode_model_view(result, (0, 0)).size
@@ -327,7 +336,8 @@ def print_table(name: str, rows: list[Row], limit: float) -> None:
     header = (
         "tokens",
         "forward",
-        "analysis (+%)",
+        "fwd+attn",
+        "analysis (+% on each)",
         "ours head+model",
         "BertViz",
         "ours/BertViz",
@@ -341,12 +351,14 @@ def print_table(name: str, rows: list[Row], limit: float) -> None:
     lines = []
     for r in rows:
         ours = r.ours_head_bytes + r.ours_model_bytes
-        overhead = (r.analysis / r.forward - 1) * 100 if r.forward else 0.0
+        over_bare = (r.analysis / r.forward - 1) * 100
+        over_attn = (r.analysis / r.forward_attn - 1) * 100
         lines.append(
             (
                 str(r.tokens),
                 f"{r.forward:.3f} s",
-                f"{r.analysis:.3f} s ({overhead:+.0f}%)",
+                f"{r.forward_attn:.3f} s",
+                f"{r.analysis:.3f} s ({over_bare:+.0f}% / {over_attn:+.0f}%)",
                 f"{mb(r.ours_head_bytes)}+{mb(r.ours_model_bytes)}",
                 ("" if r.bertviz_exact else "≈") + mb(r.bertviz_bytes),
                 f"{100 * ours / r.bertviz_bytes:.2f}%",

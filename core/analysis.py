@@ -8,6 +8,7 @@ re-tokenizing its text could split differently.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from torch import Tensor
 from core import stats
 from core.errors import AttnScopeError, InputError, UnsupportedModelError
 from core.streaming import (
+    THUMBNAIL_SIZE,
     layer_statistics,
     model_inputs_to_device,
     recompute_layers,
@@ -125,7 +127,7 @@ class Analysis:
     normalized_head_entropy: Tensor  # (n_layers, n_heads)
     layer_entropy: Tensor  # (n_layers,)
     received_by_head: Tensor  # (n_layers, n_heads, seq_len)
-    thumbnails: Tensor  # (n_layers, n_heads, S, S), max-pooled, S = min(seq_len, 32)
+    pooled_maps: Tensor | None  # (n_layers, n_heads, S, S) made layer by layer, or None
     truncated: bool
     n_input_tokens: int
     max_tokens: int
@@ -170,6 +172,7 @@ class Analysis:
             )
         started = time.perf_counter()
         computed = layer_statistics(attn, causal=kind == "decoder")
+        computed["pooled_maps"] = None  # every layer is held: thumbnails made when asked for
         stats_seconds = time.perf_counter() - started
         return cls(
             model_name=model_name,
@@ -217,6 +220,17 @@ class Analysis:
         """``r_l[j] = mean_i A_l[i, j]`` with ``A_l`` the head average, ``(n_layers, seq_len)``
         (the mean over heads of ``received_by_head``: both means are linear)."""
         return self.received_by_head.mean(dim=1)
+
+    @functools.cached_property
+    def thumbnails(self) -> Tensor:
+        """Every head's map max-pooled to ``S x S``, ``(n_layers, n_heads, S, S)`` with ``S =
+        min(seq_len, 32)`` (see :func:`core.stats.pooled_attention`): kept from the
+        layer-by-layer pass for long inputs, else made from the held weights once."""
+        if self.pooled_maps is not None:
+            return self.pooled_maps
+        return torch.stack(
+            [stats.pooled_attention(self.layer(i), THUMBNAIL_SIZE) for i in range(self.n_layers)]
+        )
 
     @property
     def held_layers(self) -> tuple[int, ...]:

@@ -116,7 +116,8 @@ class LayerStatistics:
 
     ``statistics`` holds what :func:`layer_statistics` returns, stacked over layers:
     ``head_entropy`` and ``normalized_head_entropy`` ``(L, H)``, ``layer_entropy`` ``(L,)``,
-    ``received_by_head`` ``(L, H, T)`` and ``thumbnails`` ``(L, H, S, S)``.
+    ``received_by_head`` ``(L, H, T)``, and ``pooled_maps`` ``(L, H, S, S)`` (None when every
+    layer was kept: thumbnails are then made from the weights when a view asks).
     """
 
     statistics: dict[str, Tensor]
@@ -124,9 +125,7 @@ class LayerStatistics:
     stats_seconds: float  # time spent in the statistics, inside the forward pass
 
 
-def layer_statistics(
-    attn: Tensor, *, causal: bool, thumbnail_size: int = THUMBNAIL_SIZE
-) -> dict[str, Tensor]:
+def layer_statistics(attn: Tensor, *, causal: bool) -> dict[str, Tensor]:
     """The statistics of one layer's ``(n_heads, T, T)`` (or all layers' ``(L, H, T, T)``)
     attention; both paths of :func:`core.analysis.analyze` use this one definition.
 
@@ -140,7 +139,6 @@ def layer_statistics(
         "normalized_head_entropy": stats.normalize_row_entropy(rows, causal=causal).mean(dim=-1),
         "layer_entropy": stats.head_entropy(stats.layer_average(attn)),  # (...,)
         "received_by_head": stats.received_attention(attn),  # (..., H, T)
-        "thumbnails": stats.pooled_attention(attn, thumbnail_size),  # (..., H, S, S)
     }
 
 
@@ -173,18 +171,21 @@ def stream_statistics(
         "normalized_head_entropy": torch.zeros(n_layers, n_heads),
         "layer_entropy": torch.zeros(n_layers),
         "received_by_head": torch.zeros(n_layers, n_heads, seq_len),
-        "thumbnails": torch.zeros(n_layers, n_heads, size, size),
     }
-    kept: dict[int, Tensor] = {}
     wanted = set(keep)
+    # Thumbnails are only made here when some layer will be gone afterwards.
+    pooled = None if wanted >= set(range(n_layers)) else torch.zeros(n_layers, n_heads, size, size)
+    kept: dict[int, Tensor] = {}
     seen: list[int] = []
     spent = [0.0]
 
     def on_layer(layer: int, weights: Tensor) -> None:
         started = time.perf_counter()
         attn = weights.float()  # (H, T, T)
-        for key, value in layer_statistics(attn, causal=loaded.causal, thumbnail_size=size).items():
+        for key, value in layer_statistics(attn, causal=loaded.causal).items():
             out[key][layer] = value.cpu()
+        if pooled is not None:
+            pooled[layer] = stats.pooled_attention(attn, size).cpu()  # (H, S, S)
         if layer in wanted:
             kept[layer] = attn.cpu()
         seen.append(layer)
@@ -194,7 +195,9 @@ def stream_statistics(
         loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
     if sorted(seen) != list(range(n_layers)):
         raise UnsupportedModelError("error.layer_count", expected=n_layers, got=len(seen))
-    return LayerStatistics(statistics=out, kept=kept, stats_seconds=spent[0])
+    return LayerStatistics(
+        statistics={**out, "pooled_maps": pooled}, kept=kept, stats_seconds=spent[0]
+    )
 
 
 def recompute_layers(
