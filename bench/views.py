@@ -244,7 +244,7 @@ class App:
     def analyze(self, name: str, n_tokens: int) -> None:
         page = self.page
         page.get_by_role("link", name="Statistics").click()
-        page.locator("[data-testid=stSelectbox]").first.click()
+        page.get_by_role("combobox", name="Model").click()
         page.get_by_role("option", name=TITLES[name]).click()
         settings = page.get_by_text("Settings", exact=True)
         if not page.get_by_label("Max tokens", exact=True).is_visible():

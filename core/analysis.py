@@ -221,6 +221,27 @@ class Analysis:
         (the mean over heads of ``received_by_head``: both means are linear)."""
         return self.received_by_head.mean(dim=1)
 
+    def derived(self, attentions: Tensor) -> Analysis:
+        """An analysis of the same input whose attention is ``attentions`` ``(n_layers, H', T,
+        T)`` (rollout, norm-based, ...): statistics recomputed, everything else kept."""
+        return Analysis.from_attentions(
+            attentions,
+            self.tokens,
+            kind=self.kind,
+            model_name=self.model_name,
+            text=self.text,
+            pair=self.pair,
+            token_ids=self.token_ids,
+            token_type_ids=self.token_type_ids,
+            raw_tokens=self.raw_tokens,
+            special=self.special,
+            sentence_b_start=self.sentence_b_start,
+            truncated=self.truncated,
+            n_input_tokens=self.n_input_tokens,
+            max_tokens=self.max_tokens,
+            forward_seconds=self.forward_seconds,
+        )
+
     @functools.cached_property
     def thumbnails(self) -> Tensor:
         """Every head's map max-pooled to ``S x S``, ``(n_layers, n_heads, S, S)`` with ``S =

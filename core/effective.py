@@ -9,26 +9,38 @@ hooks on the value and output projections that are always removed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
 
-from core.analysis import Tokenized, forward_all_layers, tokenize
+from core.analysis import Analysis, Tokenized, forward_all_layers, model_inputs, tokenize
+from core.errors import InputError
 from core.hooks import HookSet, architecture_for, attention_modules, output_matrix
+from core.streaming import capture_attention as capture_layers
+from core.streaming import model_inputs_to_device
 
 if TYPE_CHECKING:
     from core.models import LoadedModel
 
 __all__ = [
+    "EFFECTIVE_MODES",
     "AttentionCapture",
+    "EffectiveMode",
     "NormAttention",
     "capture_attention",
     "layer_norm_attention",
     "norm_based_attention",
+    "effective_analysis",
     "rollout",
+    "rollout_layer_by_layer",
     "transformed_values",
 ]
+
+EffectiveMode = Literal["raw", "rollout", "norm"]
+EFFECTIVE_MODES: tuple[EffectiveMode, ...] = ("raw", "rollout", "norm")
+# Norm-based attention holds every layer's (H, T, T) norms at once, like the raw weights do.
+NORM_MAX_BYTES = 512 * 2**20
 
 
 def rollout(attentions: Tensor, *, residual: float = 0.5) -> Tensor:
@@ -201,3 +213,49 @@ def norm_based_attention(
         norms=torch.stack(norms),
         layer_norms=torch.stack(layer_norms),
     )
+
+
+def rollout_layer_by_layer(
+    loaded: LoadedModel, inputs: dict[str, Tensor], *, residual: float = 0.5
+) -> Tensor:
+    """:func:`rollout` taken as the forward pass runs, one ``(T, T)`` product per layer, so the
+    raw weights of all layers are never held: ``inputs`` (each ``(1, T)``) -> ``(n_layers, T,
+    T)``, equal to ``rollout(attentions)``."""
+    layers: list[Tensor] = []
+
+    def on_layer(layer: int, weights: Tensor) -> None:
+        attn = weights.float()  # (H, T, T)
+        seq_len = attn.shape[-1]
+        eye = torch.eye(seq_len, dtype=attn.dtype, device=attn.device)
+        mixed = (1.0 - residual) * attn.mean(dim=0) + residual * eye  # (T, T)
+        mixed = mixed / mixed.sum(dim=-1, keepdim=True)
+        layers.append(mixed @ layers[-1] if layers else mixed)
+
+    with torch.inference_mode(), capture_layers(loaded.model, on_layer):
+        loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
+    return torch.stack(layers).cpu()  # (L, T, T)
+
+
+def effective_analysis(loaded: LoadedModel, result: Analysis, mode: EffectiveMode) -> Analysis:
+    """``result`` with its attention replaced, so every view shows the chosen kind:
+
+    - ``"raw"``: the weights themselves (``result`` unchanged);
+    - ``"rollout"``: :func:`rollout` per layer, as one "head" per layer (rows sum to 1);
+    - ``"norm"``: :func:`norm_based_attention` per head, each row divided by its sum, i.e. the
+      share of the row's transported vector lengths ``||a_ij f(x_j)|| / sum_j ||a_ij f(x_j)||``.
+    """
+    if mode == "raw":
+        return result
+    if mode == "rollout":
+        rolled = rollout_layer_by_layer(loaded, model_inputs(result))  # (L, T, T)
+        return result.derived(rolled.unsqueeze(1))  # (L, 1, T, T)
+    size = result.n_layers * result.n_heads * result.seq_len**2 * 4
+    if size > NORM_MAX_BYTES:
+        raise InputError(
+            "error.norm_too_long",
+            tokens=result.seq_len,
+            limit=int((NORM_MAX_BYTES / (result.n_layers * result.n_heads * 4)) ** 0.5),
+        )
+    norm = norm_based_attention(loaded, result.text, result.pair, max_tokens=result.max_tokens)
+    shares = norm.norms / norm.norms.sum(dim=-1, keepdim=True).clamp_min(1e-12)  # (L, H, T, T)
+    return result.derived(shares)

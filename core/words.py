@@ -492,6 +492,34 @@ def find_words(loaded: LoadedModel, analysis: Analysis, *, cjk: CjkRule = "chara
     )
 
 
+# The word-level analysis holds every layer, like a short token-level one does.
+WORDS_MAX_BYTES = 512 * 2**20
+
+
+def _merged_attention(loaded: LoadedModel, analysis: Analysis, groups: Groups) -> Tensor:
+    """``merge_attention`` of every layer: from the held weights, or (long inputs) layer by
+    layer from a new forward pass, so the token-level weights are never all held at once."""
+    n_words = len(groups)
+    if analysis.n_layers * analysis.n_heads * n_words * n_words * 4 > WORDS_MAX_BYTES:
+        per_layer = analysis.n_layers * analysis.n_heads * 4
+        raise InputError(
+            "error.words_too_long", words=n_words, limit=int((WORDS_MAX_BYTES / per_layer) ** 0.5)
+        )
+    if len(analysis.held_layers) == analysis.n_layers:
+        return merge_attention(analysis.attentions, groups)  # (L, H, W, W)
+    from core.analysis import model_inputs
+    from core.streaming import capture_attention, model_inputs_to_device
+
+    layers: list[Tensor] = []
+
+    def on_layer(layer: int, weights: Tensor) -> None:
+        layers.append(merge_attention(weights.float(), groups).cpu())  # (H, W, W)
+
+    with torch.inference_mode(), capture_attention(loaded.model, on_layer):
+        loaded.model.base_model(**model_inputs_to_device(loaded, model_inputs(analysis)))
+    return torch.stack(layers)  # (L, H, W, W)
+
+
 def word_analysis(
     loaded: LoadedModel,
     analysis: Analysis,
@@ -511,7 +539,7 @@ def word_analysis(
     from core.analysis import Analysis
 
     words = words or find_words(loaded, analysis, cjk=cjk)
-    merged = merge_attention(analysis.attentions, words.groups)  # (L, H, W, W)
+    merged = _merged_attention(loaded, analysis, words.groups)  # (L, H, W, W)
     b_start = analysis.sentence_b_start
     return Analysis.from_attentions(
         merged,
