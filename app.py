@@ -18,28 +18,30 @@ st.set_page_config(
     layout="wide",
 )
 
+
+def page(path: str, title_key: str, icon: str, url_path: str, **options) -> st.Page:
+    return st.Page(path, title=common.tr(title_key), icon=icon, url_path=url_path, **options)
+
+
 navigation = st.navigation(
-    [
-        st.Page(
-            "pages/heatmaps.py",
-            title=common.tr("nav.heatmaps"),
-            icon=":material/grid_on:",
-            url_path="heatmaps",
-            default=True,
-        ),
-        st.Page(
-            "pages/views.py",
-            title=common.tr("nav.views"),
-            icon=":material/hub:",
-            url_path="views",
-        ),
-        st.Page(
-            "pages/statistics.py",
-            title=common.tr("nav.statistics"),
-            icon=":material/bar_chart:",
-            url_path="statistics",
-        ),
-    ]
+    {
+        common.tr("nav.section_attention"): [
+            page(
+                "pages/heatmaps.py", "nav.heatmaps", ":material/grid_on:", "heatmaps", default=True
+            ),
+            page("pages/views.py", "nav.views", ":material/hub:", "views"),
+            page("pages/statistics.py", "nav.statistics", ":material/bar_chart:", "statistics"),
+        ],
+        common.tr("nav.section_analysis"): [
+            page("pages/heads.py", "nav.heads", ":material/category:", "heads"),
+            page("pages/ablation.py", "nav.ablation", ":material/content_cut:", "ablation"),
+            page("pages/predictions.py", "nav.predictions", ":material/lightbulb:", "predictions"),
+            page("pages/compare.py", "nav.compare", ":material/compare_arrows:", "compare"),
+        ],
+        common.tr("nav.section_generation"): [
+            page("pages/generate.py", "nav.generate", ":material/edit_note:", "generate"),
+        ],
+    }
 )
 request = common.sidebar()
 if request is not None:

@@ -44,6 +44,7 @@ CHROMIUM_ARGS = [
 ]
 PLAN = {"minilm": (16, 64, 128, 256, 512), "smollm2": (128, 512, 1024, 2048)}
 TITLES = {"minilm": "all-MiniLM-L6-v2 (encoder)", "smollm2": "SmolLM2-135M-Instruct (decoder)"}
+CAPTIONS = {"minilm": "BERT encoder, 6 layers", "smollm2": "Llama-family decoder, 30 layers"}
 # BertViz pages beyond this are not even attempted in the browser or for RSS: they would take
 # many minutes and gigabytes (its HTML is ~7 bytes per weight plus Python floats while building).
 BERTVIZ_MAX_BYTES = 1_200_000_000
@@ -147,8 +148,19 @@ def bertviz_bytes(loaded, result) -> tuple[int, bool]:
 
 # --- peak RSS in fresh processes --------------------------------------------------------------
 
-_RSS_OURS = """
-import json, resource, sys
+# VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child forked from this (large) process
+# would report the parent's size.
+_PEAK = """
+def peak_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+"""
+
+_RSS_OURS = (
+    _PEAK
+    + """
+import json, sys
 from core import analyze, load_model
 from viz.attention_view import encode_head_view, encode_model_view
 name, n = sys.argv[1], int(sys.argv[2])
@@ -156,11 +168,14 @@ text = {text!r} * (n // 8 + 4)
 loaded = load_model(name)
 result = analyze(loaded, text, max_tokens=n, keep_layers=[0])
 encode_head_view(result, 0); encode_model_view(result, (0, 0))
-print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"rss_mb": peak_mb()}}))
 """
+)
 
-_RSS_BERTVIZ = """
-import json, resource, sys, torch
+_RSS_BERTVIZ = (
+    _PEAK
+    + """
+import json, sys, torch
 from bertviz import head_view
 from core import load_model
 from core.analysis import tokenize
@@ -171,9 +186,9 @@ tok = tokenize(loaded, text, max_tokens=n)
 with torch.inference_mode():
     out = loaded.model.base_model(input_ids=tok.input_ids, output_attentions=True)
 html = head_view(out.attentions, list(tok.tokens), html_action="return")
-print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "bytes": len(html.data)}}))
+print(json.dumps({{"rss_mb": peak_mb(), "bytes": len(html.data)}}))
 """
+)
 
 
 def peak_rss(snippet: str, name: str, n_tokens: int, timeout: float) -> dict | None:
@@ -246,10 +261,12 @@ class App:
         page.get_by_role("link", name="Statistics").click()
         page.get_by_role("combobox", name="Model").click()
         page.get_by_role("option", name=TITLES[name]).click()
-        settings = page.get_by_text("Settings", exact=True)
-        if not page.get_by_label("Max tokens", exact=True).is_visible():
-            settings.click()
+        page.get_by_text(CAPTIONS[name], exact=False).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(500)  # let the rerun that the choice started settle
         limit = page.get_by_label("Max tokens", exact=True)
+        if not limit.is_visible():
+            page.get_by_text("Settings", exact=True).click()
+        limit.wait_for(state="visible", timeout=30_000)
         limit.fill(str(n_tokens))
         limit.press("Enter")
         box = page.get_by_label("Text")

@@ -21,6 +21,7 @@ from core import stats
 
 if TYPE_CHECKING:
     from core.analysis import Analysis
+    from core.models import LoadedModel
 
 __all__ = [
     "HEAD_METRICS",
@@ -324,27 +325,15 @@ class HeadStats:
                 f"attentions must be (L, H, T, T) with T = {len(tokens)} tokens, "
                 f"got {tuple(attn.shape)}"
             )
-        flags = torch.tensor(
-            list(special) if special is not None else [False] * seq_len, dtype=torch.bool
-        )  # (T,)
-        first_special = torch.zeros(seq_len, dtype=torch.bool)
-        first_special[0] = bool(flags[0])
-        other_special = flags & ~first_special  # (T,)
-        punctuation = punctuation_positions(tokens, flags.tolist())  # (T,)
-        metrics: dict[HeadMetric, Tensor] = {
-            "entropy": stats.head_entropy(attn),
-            "normalized_entropy": stats.normalized_head_entropy(attn, causal=causal),
-            "confidence": confidence(attn),
-            "mean_distance": mean_distance(attn),
-            "first_token": first_token_share(attn),
-            "cls": key_share(attn, first_special),
-            "sep": key_share(attn, other_special),
-            "punctuation": key_share(attn, punctuation),
-            "punctuation_or_sep": key_share(attn, punctuation | other_special),
-            "self_token": self_share(attn),
-            "previous_token": previous_share(attn),
-            "next_token": next_share(attn),
-        }
+        return cls.from_metrics(_metric_values(attn, tokens, causal, special), thresholds)
+
+    @classmethod
+    def from_metrics(
+        cls,
+        metrics: Mapping[HeadMetric, Tensor],
+        thresholds: Mapping[HeadPattern, PatternRule] = PATTERN_THRESHOLDS,
+    ) -> HeadStats:
+        """Head statistics from already computed metrics, each ``(n_layers, n_heads)``."""
         return cls(
             entropy=metrics["entropy"],
             normalized_entropy=metrics["normalized_entropy"],
@@ -362,14 +351,37 @@ class HeadStats:
         )
 
     @classmethod
-    def from_analysis(cls, analysis: Analysis) -> HeadStats:
-        """All statistics of an :class:`~core.analysis.Analysis`."""
-        return cls.from_attentions(
-            analysis.attentions,
-            analysis.tokens,
-            causal=analysis.causal,
-            special=analysis.special,
-        )
+    def from_analysis(cls, analysis: Analysis, loaded: LoadedModel | None = None) -> HeadStats:
+        """All statistics of an :class:`~core.analysis.Analysis`. When it does not hold every
+        layer (a long input), ``loaded`` recomputes them one layer at a time, never holding
+        more than one layer's weights."""
+        if len(analysis.held_layers) == analysis.n_layers:
+            return cls.from_attentions(
+                analysis.attentions,
+                analysis.tokens,
+                causal=analysis.causal,
+                special=analysis.special,
+            )
+        if loaded is None:
+            raise ValueError("a long analysis needs the model to recompute its layers")
+        from core.analysis import model_inputs
+        from core.streaming import capture_attention, model_inputs_to_device
+
+        per_layer: list[dict[HeadMetric, Tensor]] = []
+
+        def on_layer(layer: int, weights: Tensor) -> None:
+            attn = weights.float().unsqueeze(0)  # (1, H, T, T)
+            per_layer.append(
+                _metric_values(attn, analysis.tokens, analysis.causal, analysis.special)
+            )
+
+        with torch.inference_mode(), capture_attention(loaded.model, on_layer):
+            loaded.model.base_model(**model_inputs_to_device(loaded, model_inputs(analysis)))
+        metrics = {
+            name: torch.cat([layer[name] for layer in per_layer]).cpu()  # (L, H)
+            for name in per_layer[0]
+        }
+        return cls.from_metrics(metrics)
 
     @property
     def n_layers(self) -> int:
@@ -400,6 +412,35 @@ class HeadStats:
             for layer in range(self.n_layers)
             for head in range(self.n_heads)
         ]
+
+
+def _metric_values(
+    attn: Tensor, tokens: Sequence[str], causal: bool, special: Sequence[bool] | None
+) -> dict[HeadMetric, Tensor]:
+    """Every metric of ``attn`` ``(L, H, T, T)``, each ``(L, H)``."""
+    seq_len = attn.shape[-1]
+    flags = torch.tensor(
+        list(special) if special is not None else [False] * seq_len, dtype=torch.bool
+    )  # (T,)
+    first_special = torch.zeros(seq_len, dtype=torch.bool)
+    first_special[0] = bool(flags[0])
+    other_special = flags & ~first_special  # (T,)
+    punctuation = punctuation_positions(tokens, flags.tolist())  # (T,)
+    metrics: dict[HeadMetric, Tensor] = {
+        "entropy": stats.head_entropy(attn),
+        "normalized_entropy": stats.normalized_head_entropy(attn, causal=causal),
+        "confidence": confidence(attn),
+        "mean_distance": mean_distance(attn),
+        "first_token": first_token_share(attn),
+        "cls": key_share(attn, first_special),
+        "sep": key_share(attn, other_special),
+        "punctuation": key_share(attn, punctuation),
+        "punctuation_or_sep": key_share(attn, punctuation | other_special),
+        "self_token": self_share(attn),
+        "previous_token": previous_share(attn),
+        "next_token": next_share(attn),
+    }
+    return metrics
 
 
 HEAD_METRICS: dict[HeadMetric, MetricInfo] = {

@@ -24,9 +24,11 @@ from core import (
     load_model,
 )
 from core.analysis import with_layers
+from core.effective import EFFECTIVE_MODES, EffectiveMode, effective_analysis
 from core.examples import load_examples
 from core.i18n import DEFAULT_LANG, LANGUAGES, Lang, parse_lang, t
 from core.models import needs_conversion
+from core.words import word_analysis
 from viz.attention_view import view_assets
 
 _log = logging.getLogger("attnscope")
@@ -43,6 +45,8 @@ DEVICE_KEY = "device"
 ANALYZE_KEY = "analyze"
 VIEW_KIND_KEY = "view_kind"
 VIEW_COMPONENT_KEY = "attention_view"
+WORDS_KEY = "words"
+CJK_KEY = "cjk"
 BERTVIZ_LAYERS_KEY = "bertviz_layers"
 BERTVIZ_HEADS_KEY = "bertviz_heads"
 # Session state that is not a widget.
@@ -52,6 +56,14 @@ HEAD_KEY = "selected_head"
 REQUEST_KEY = "last_request"
 LAYER_CACHE_KEY = "layer_cache"
 PAYLOAD_CACHE_KEY = "payload_cache"
+DISPLAY_CACHE_KEY = "display_cache"
+HEAD_STATS_KEY = "head_stats"
+PREDICTIONS_KEY = "predictions"
+ABLATION_KEY = "ablation_effect"
+RANKING_KEY = "head_ranking"
+COMPARISON_KEY = "comparison"
+GENERATION_KEY = "generation"
+EFFECTIVE_KEY = "effective_mode"
 # Widgets whose defaults depend on the result: reset when a new result arrives.
 RESULT_BOUND_KEYS = (BERTVIZ_LAYERS_KEY, BERTVIZ_HEADS_KEY)
 
@@ -142,6 +154,9 @@ def _init_state() -> None:
     st.session_state.setdefault(DEVICE_KEY, "auto")
     st.session_state.setdefault(LAYER_KEY, 0)
     st.session_state.setdefault(HEAD_KEY, 0)
+    st.session_state.setdefault(WORDS_KEY, False)
+    st.session_state.setdefault(CJK_KEY, "character")
+    st.session_state.setdefault(EFFECTIVE_KEY, "raw")
 
 
 def _use_example() -> None:
@@ -159,6 +174,10 @@ def _model_label(choice: str, language: Lang) -> str:
     spec = BUILTIN_MODELS[choice]
     kind = kind_label(spec.kind, language)
     return t("sidebar.model_builtin", language, title=spec.title, kind=kind)
+
+
+def _cjk_label(rule: str, language: Lang) -> str:
+    return t("sidebar.cjk_script" if rule == "script" else "sidebar.cjk_character", language)
 
 
 def kind_label(kind: str, language: Lang) -> str:
@@ -198,6 +217,15 @@ def sidebar() -> Request | None:
         is_decoder = choice != CUSTOM_CHOICE and BUILTIN_MODELS[choice].kind == "decoder"
         if not is_decoder:
             st.text_input(tr("sidebar.pair"), key=PAIR_KEY, help=tr("sidebar.pair_help"))
+        st.toggle(tr("sidebar.words"), key=WORDS_KEY, help=tr("sidebar.words_help"))
+        if st.session_state[WORDS_KEY]:
+            st.radio(
+                tr("sidebar.cjk"),
+                ["character", "script"],
+                key=CJK_KEY,
+                format_func=partial(_cjk_label, language=lang()),
+                horizontal=True,
+            )
         with st.expander(tr("sidebar.settings")):
             st.number_input(
                 tr("sidebar.max_tokens"),
@@ -221,6 +249,14 @@ def sidebar() -> Request | None:
         max_tokens=int(st.session_state[MAX_TOKENS_KEY]),
         device=None if device == "auto" else device,
     )
+
+
+def selected_model_name() -> str:
+    """The model chosen in the sidebar: a built-in name, or the id or folder typed for Other."""
+    choice = st.session_state.get(MODEL_KEY, DEFAULT_MODEL)
+    if choice == CUSTOM_CHOICE:
+        return (st.session_state.get(CUSTOM_MODEL_KEY) or "").strip()
+    return choice
 
 
 def show_error(error: Exception) -> None:
@@ -267,6 +303,9 @@ def run(request: Request) -> None:
     st.session_state[REQUEST_KEY] = request
     st.session_state[LAYER_CACHE_KEY] = {}
     st.session_state[PAYLOAD_CACHE_KEY] = {}
+    st.session_state[DISPLAY_CACHE_KEY] = {}
+    for derived in (HEAD_STATS_KEY, PREDICTIONS_KEY, ABLATION_KEY, RANKING_KEY, COMPARISON_KEY):
+        st.session_state.pop(derived, None)
     st.session_state[LAYER_KEY] = min(st.session_state[LAYER_KEY], result.n_layers - 1)
     st.session_state[HEAD_KEY] = min(st.session_state[HEAD_KEY] or 0, result.n_heads - 1)
     for widget in RESULT_BOUND_KEYS:
@@ -392,6 +431,69 @@ def cached_payload(key: tuple, build: Callable[[], bytes]) -> bytes:
     store = st.session_state.setdefault(PAYLOAD_CACHE_KEY, {})
     if key not in store:
         _remember_in(PAYLOAD_CACHE_KEY, key, build())
+    return store[key]
+
+
+# --- what the views show: raw, rollout or norm-based; tokens or words -----------------------------
+
+STOP_REASONS = {
+    "eos": "generate.reason_eos",
+    "max_new_tokens": "generate.reason_max",
+    "stopped": "generate.reason_stopped",
+}
+EFFECTIVE_CAPTIONS = {"rollout": "effective.caption_rollout", "norm": "effective.caption_norm"}
+EFFECTIVE_LABELS = {
+    "raw": "effective.raw",
+    "rollout": "effective.rollout",
+    "norm": "effective.norm",
+}
+
+
+def _effective_label(mode: str, language: Lang) -> str:
+    return t(EFFECTIVE_LABELS[mode], language)
+
+
+def effective_selector(widget_key: str) -> EffectiveMode:
+    """Raw weights, attention rollout or norm-based attention; shared by the attention pages."""
+    st.session_state[widget_key] = st.session_state[EFFECTIVE_KEY]
+    mode = st.segmented_control(
+        tr("effective.label"),
+        list(EFFECTIVE_MODES),
+        key=widget_key,
+        format_func=partial(_effective_label, language=lang()),
+        on_change=_remember,
+        args=(widget_key, EFFECTIVE_KEY),
+        help=tr("effective.help"),
+    )
+    return mode or "raw"
+
+
+def model_of(result: Analysis) -> LoadedModel:
+    request: Request | None = st.session_state.get(REQUEST_KEY)
+    return get_model(result.model_name, request.device if request else None)
+
+
+def display_result(result: Analysis, mode: EffectiveMode = "raw") -> Analysis:
+    """What the views show for ``result``: its raw weights, rollout or norm-based attention, over
+    tokens or (sidebar toggle) words. Computed once per session and choice; when a choice
+    cannot be made (an input too long for it), says why and shows the raw tokens."""
+    words = bool(st.session_state.get(WORDS_KEY))
+    cjk = st.session_state.get(CJK_KEY, "character")
+    if mode == "raw" and not words:
+        return result
+    key = (id(result), mode, words, cjk)
+    store = st.session_state.setdefault(DISPLAY_CACHE_KEY, {})
+    if key not in store:
+        try:
+            with st.spinner(tr("effective.computing")):
+                model = model_of(result)
+                shown = effective_analysis(model, result, mode)
+                if words:
+                    shown = word_analysis(model, shown, cjk=cjk)
+        except AttnScopeError as error:
+            show_error(error)
+            return result
+        _remember_in(DISPLAY_CACHE_KEY, key, shown)
     return store[key]
 
 

@@ -10,6 +10,7 @@ from viz.attention_view import encode_head_view, encode_model_view
 from viz.bertviz_views import BERTVIZ_BYTE_BUDGET
 
 LAYER_WIDGET = "views_layer"
+EFFECTIVE_WIDGET = "views_effective"
 # Past this many bytes a BertViz page would take minutes to draw or never draw at all: refuse.
 HARD_LIMIT = 4 * BERTVIZ_BYTE_BUDGET
 LABEL_KEYS = {
@@ -23,7 +24,9 @@ lang = common.lang()
 tr = common.tr
 st.header(tr("views.header"))
 result = common.require_result()
-bertviz_fits = not bertviz_budget(result).reduced
+mode = common.effective_selector(EFFECTIVE_WIDGET)
+base = common.display_result(result, mode)  # raw, rollout or norm-based; tokens or words
+bertviz_fits = not bertviz_budget(base).reduced
 kinds = ["head", "model"] + (["bertviz-head", "bertviz-model"] if bertviz_fits else [])
 if st.session_state.get(common.VIEW_KIND_KEY) not in kinds:
     st.session_state[common.VIEW_KIND_KEY] = "head"
@@ -36,51 +39,61 @@ kind = st.segmented_control(
 )
 kind = kind or "head"
 if not bertviz_fits:
-    size = estimate_bertviz_bytes(result.seq_len, result.n_layers, result.n_heads) / 1e6
+    size = estimate_bertviz_bytes(base.seq_len, base.n_layers, base.n_heads) / 1e6
     st.caption(tr("views.bertviz_not_offered", megabytes=f"{size:.0f}"))
+view_key = (id(base), mode)
 
 if kind == "head":
-    layer = common.layer_selector(result, LAYER_WIDGET)
-    shown = common.ensure_layers(result, [layer])
+    layer = common.layer_selector(base, LAYER_WIDGET)
+    shown = common.ensure_layers(base, [layer])
     payload = common.cached_payload(
-        ("head", id(result), layer, lang), lambda: encode_head_view(shown, layer, lang=lang).data
+        ("head", view_key, layer, lang), lambda: encode_head_view(shown, layer, lang=lang).data
     )
     common.attention_view(payload)
     st.caption(tr("views.head_caption"))
 elif kind == "model":
-    selected = (st.session_state[common.LAYER_KEY], st.session_state[common.HEAD_KEY] or 0)
-    shown = common.ensure_layers(result, [selected[0]])
+    head = st.session_state[common.HEAD_KEY] or 0
+    selected = (st.session_state[common.LAYER_KEY], min(head, base.n_heads - 1))
+    shown = common.ensure_layers(base, [selected[0]])
     payload = common.cached_payload(
-        ("model", id(result), selected, lang),
+        ("model", view_key, selected, lang),
         lambda: encode_model_view(shown, selected, lang=lang).data,
     )
     common.attention_view(payload)
     st.caption(tr("views.model_caption"))
 else:
     view = "head" if kind == "bertviz-head" else "model"
+    for key, count in (
+        (common.BERTVIZ_LAYERS_KEY, base.n_layers),
+        (common.BERTVIZ_HEADS_KEY, base.n_heads),
+    ):
+        if key in st.session_state:  # a choice from another view kind may not fit this one
+            st.session_state[key] = [i for i in st.session_state[key] if i < count]
     left, right = st.columns(2)
     with left:
         layers = st.multiselect(
             tr("views.layers"),
-            range(result.n_layers),
-            default=list(range(result.n_layers)),
+            range(base.n_layers),
+            default=list(range(base.n_layers)),
             key=common.BERTVIZ_LAYERS_KEY,
         )
     with right:
         heads = st.multiselect(
             tr("views.heads"),
-            range(result.n_heads),
-            default=list(range(result.n_heads)),
+            range(base.n_heads),
+            default=list(range(base.n_heads)),
             key=common.BERTVIZ_HEADS_KEY,
         )
     if not layers or not heads:
         st.info(tr("views.pick_one"))
         st.stop()
-    size = estimate_bertviz_bytes(result.seq_len, len(layers), len(heads))
+    size = estimate_bertviz_bytes(base.seq_len, len(layers), len(heads))
     if size > HARD_LIMIT:
         st.error(tr("views.too_big", megabytes=f"{size / 1e6:.0f}"))
         st.stop()
-    shown = common.ensure_layers(result, layers)
+    shown = common.ensure_layers(base, layers)
     html = bertviz_html(shown, view, layers=tuple(layers), heads=tuple(heads))
-    st.iframe(html, height=view_height(view, result.seq_len, len(layers), result.n_heads))
+    st.iframe(html, height=view_height(view, base.seq_len, len(layers), base.n_heads))
     st.caption(tr("views.bertviz_caption"))
+if mode != "raw":
+    st.caption(tr(common.EFFECTIVE_CAPTIONS[mode]))

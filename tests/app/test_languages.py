@@ -10,7 +10,15 @@ from streamlit.testing.v1 import AppTest
 from core.i18n import catalogue
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = ["pages/heatmaps.py", "pages/views.py", "pages/statistics.py"]
+PAGES = [
+    "pages/heatmaps.py",
+    "pages/views.py",
+    "pages/statistics.py",
+    "pages/heads.py",
+    "pages/ablation.py",
+    "pages/predictions.py",
+    "pages/compare.py",
+]
 MISSING = "⟦".encode()
 
 

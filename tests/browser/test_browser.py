@@ -39,6 +39,11 @@ HEADINGS = {
     "Heatmaps": "Attention heatmaps",
     "Head & model view": "Head view and model view",
     "Statistics": "Attention statistics",
+    "Heads": "Head statistics",
+    "Ablation": "Head ablation",
+    "Predictions": "Predictions",
+    "Compare": "Compare",
+    "Generate": "Generate",
 }
 PAINTED = """c => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -206,3 +211,20 @@ def test_japanese_interface(browser, server_url, minilm):
         assert dialogs == []
     finally:
         tab.close()
+
+
+def test_every_page_draws_with_a_decoder(page):
+    page.get_by_role("combobox", name="Model").click()
+    page.get_by_role("option", name="SmolLM2-135M-Instruct (decoder)").click()
+    analyze_text(page, "The capital of France is Paris, and the capital of Italy is")
+    for name in HEADINGS:
+        open_page(page, name)
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000
+        )
+        assert page.locator("[data-testid=stException]").count() == 0, name
+    open_page(page, "Predictions")
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+    page.screenshot(path=SCREENSHOTS / "predictions.png")
+    assert not page.watch.errors, page.watch.errors
+    assert not page.watch.external and not page.watch.dialogs

@@ -85,3 +85,55 @@ def test_hooks_are_removed_even_when_the_pass_fails(minilm):
     ):
         minilm.model(input_ids=torch.tensor([[101, 2000, 102]]))
     assert [len(m._forward_hooks) for m in modules] == before
+
+
+def test_rollout_layer_by_layer_equals_rollout_of_all_layers(any_model):
+    from core.analysis import model_inputs
+    from core.effective import effective_analysis, rollout, rollout_layer_by_layer
+
+    full = analyze(any_model, TEXT, method="all")
+    streamed = rollout_layer_by_layer(any_model, model_inputs(full))
+    assert torch.allclose(streamed, rollout(full.attentions), atol=1e-5)
+    lean = analyze(any_model, TEXT, keep_layers="none")
+    shown = effective_analysis(any_model, lean, "rollout")
+    assert shown.n_heads == 1 and shown.held_layers == tuple(range(full.n_layers))
+    assert torch.allclose(shown.layer(3)[0], streamed[3], atol=1e-6)
+    sums = shown.attentions.sum(-1)
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4)
+
+
+def test_norm_based_view_rows_are_shares_of_the_norms(minilm):
+    from core.effective import effective_analysis, norm_based_attention
+
+    result = analyze(minilm, TEXT)
+    shown = effective_analysis(minilm, result, "norm")
+    norms = norm_based_attention(minilm, TEXT).norms
+    assert torch.allclose(shown.attentions, norms / norms.sum(-1, keepdim=True), atol=1e-6)
+    assert effective_analysis(minilm, result, "raw") is result
+
+
+def test_words_and_head_statistics_of_a_long_input_equal_the_held_ones(smollm2):
+    from core.head_stats import HeadStats
+    from core.words import word_analysis
+
+    held = analyze(smollm2, TEXT)
+    lean = analyze(smollm2, TEXT, keep_layers="none")
+    assert lean.held_layers == ()
+    words_held = word_analysis(smollm2, held)
+    words_lean = word_analysis(smollm2, lean)
+    assert words_lean.tokens == words_held.tokens
+    assert torch.allclose(words_lean.attentions, words_held.attentions, atol=1e-6)
+    stats_held = HeadStats.from_analysis(held)
+    stats_lean = HeadStats.from_analysis(lean, smollm2)
+    assert torch.allclose(stats_lean.mean_distance, stats_held.mean_distance, atol=1e-5)
+    assert torch.allclose(stats_lean.previous_token, stats_held.previous_token, atol=1e-6)
+    assert stats_lean.patterns == stats_held.patterns
+
+
+def test_limits_refuse_with_a_message(smollm2):
+    from core.effective import effective_analysis
+    from core.errors import InputError
+
+    long = analyze(smollm2, "word " * 900, max_tokens=800, keep_layers="none")
+    with pytest.raises(InputError, match="Norm-based attention holds every layer"):
+        effective_analysis(smollm2, long, "norm")

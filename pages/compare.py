@@ -1,0 +1,95 @@
+"""Compare page: a second text (or a second model with the same tokenizer and shape) against
+the current result: attention differences where the tokens align, and head-statistic changes."""
+
+import streamlit as st
+
+from core import BUILTIN_MODELS, check_text
+from core.analysis import DEFAULT_KEEP_BYTES
+from core.compare import compare
+from core.errors import AttnScopeError, InputError
+from core.head_stats import HEAD_METRICS
+from pages import common
+from viz import to_csv_bytes
+from viz.deeper import METRIC_KEYS, changes_table, difference_heatmap
+
+TEXT_WIDGET = "compare_text"
+MODEL_WIDGET = "compare_model"
+RUN_BUTTON = "compare_run"
+LAYER_WIDGET = "compare_layer"
+HEAD_WIDGET = "compare_head"
+METRIC_WIDGET = "compare_metric"
+SAME_MODEL = "same"
+
+lang = common.lang()
+tr = common.tr
+st.header(tr("compare.header"))
+result = common.require_result()
+st.caption(tr("compare.caption"))
+st.session_state.setdefault(TEXT_WIDGET, result.text)
+text_b = st.text_area(tr("compare.text_b"), key=TEXT_WIDGET, height=100)
+model_b = st.selectbox(
+    tr("compare.model_b"),
+    [SAME_MODEL, *BUILTIN_MODELS],
+    key=MODEL_WIDGET,
+    format_func=lambda m, language=lang: (
+        common.t("compare.same_model", language) if m == SAME_MODEL else BUILTIN_MODELS[m].title
+    ),
+)
+if st.button(tr("compare.run"), key=RUN_BUTTON, type="primary"):
+    try:
+        check_text(text_b)
+        name = result.model_name if model_b == SAME_MODEL else model_b
+        with st.spinner(tr("compare.running")):
+            model = (
+                common.model_of(result) if model_b == SAME_MODEL else common.get_model(name, None)
+            )
+            key = f"{model.name}|{model.source}|{model.device}"
+            other = common.get_analysis(model, key, text_b, result.pair, result.max_tokens)
+            longest = max(result.seq_len, other.seq_len)
+            if result.n_layers * result.n_heads * longest**2 * 4 > DEFAULT_KEEP_BYTES:
+                raise InputError("error.compare_too_long", tokens=longest)
+            both = [common.ensure_layers(r, list(range(r.n_layers))) for r in (result, other)]
+            comparison = compare(*both)
+    except (AttnScopeError, ValueError) as error:
+        common.show_error(error)
+    else:
+        st.session_state[common.COMPARISON_KEY] = (id(result), comparison)
+
+stored = st.session_state.get(common.COMPARISON_KEY)
+if stored and stored[0] == id(result):
+    comparison = stored[1]
+    if comparison.identical:
+        st.info(tr("compare.identical"))
+    else:
+        st.caption(
+            tr(
+                "compare.aligned",
+                aligned=comparison.n_aligned,
+                a=comparison.a.seq_len,
+                b=comparison.b.seq_len,
+            )
+        )
+    if comparison.n_aligned:
+        left, right = st.columns(2)
+        with left:
+            layer = common.layer_selector(comparison.a, LAYER_WIDGET)
+        with right:
+            head = common.head_selector(comparison.a, HEAD_WIDGET)
+        st.plotly_chart(
+            difference_heatmap(comparison, layer, head, lang=lang), key="difference_heatmap"
+        )
+    metric = st.selectbox(
+        tr("compare.metric"),
+        [None, *HEAD_METRICS],
+        key=METRIC_WIDGET,
+        format_func=lambda m, language=lang: (
+            common.t("compare.all_metrics", language)
+            if m is None
+            else common.t(METRIC_KEYS[m], language)
+        ),
+    )
+    table = changes_table(comparison, metric, lang=lang)
+    st.dataframe(table, hide_index=True)
+    st.download_button(
+        tr("compare.download"), to_csv_bytes(table), file_name="head_changes.csv", mime="text/csv"
+    )

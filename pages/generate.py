@@ -1,0 +1,120 @@
+"""Generate page (decoders): write token by token, then replay each step: the new token's
+attention over its context, and the candidates it was drawn from."""
+
+import streamlit as st
+
+from core.errors import AttnScopeError
+from core.generate import Generation, GenerationConfig, generate_steps
+from pages import common
+from viz.deeper import candidates_table, step_attention_heatmap, step_mean_chart
+
+PROMPT_WIDGET = "generate_prompt"
+MAX_NEW_WIDGET = "generate_max_new"
+TEMPERATURE_WIDGET = "generate_temperature"
+TOP_P_WIDGET = "generate_top_p"
+TOP_K_WIDGET = "generate_top_k"
+SEED_WIDGET = "generate_seed"
+GREEDY_WIDGET = "generate_greedy"
+CHAT_WIDGET = "generate_chat"
+RUN_BUTTON = "generate_run"
+STOP_BUTTON = "generate_stop"
+RESET_BUTTON = "generate_reset"
+STEP_WIDGET = "generate_step"
+LAYER_WIDGET = "generate_layer"
+DEFAULT_PROMPT = "The capital of France is"
+
+lang = common.lang()
+tr = common.tr
+st.header(tr("generate.header"))
+request = st.session_state.get(common.REQUEST_KEY)
+model_name = common.selected_model_name()
+if model_name in common.BUILTIN_MODELS and common.BUILTIN_MODELS[model_name].kind != "decoder":
+    st.info(tr("generate.decoders_only"))
+    st.stop()
+
+st.session_state.setdefault(PROMPT_WIDGET, DEFAULT_PROMPT)
+st.text_area(tr("generate.prompt"), key=PROMPT_WIDGET, height=90)
+left, middle, right = st.columns(3)
+with left:
+    max_new = st.number_input(tr("generate.max_new"), 1, 256, value=24, key=MAX_NEW_WIDGET)
+    seed = st.number_input(tr("generate.seed"), 0, 2**31 - 1, value=0, key=SEED_WIDGET)
+with middle:
+    temperature = st.slider(tr("generate.temperature"), 0.05, 2.0, 0.8, key=TEMPERATURE_WIDGET)
+    top_p = st.slider(tr("generate.top_p"), 0.05, 1.0, 0.95, key=TOP_P_WIDGET)
+with right:
+    top_k = st.number_input(tr("generate.top_k"), 0, 1000, value=50, key=TOP_K_WIDGET)
+    greedy = st.toggle(tr("generate.greedy"), key=GREEDY_WIDGET)
+    chat = st.toggle(tr("generate.chat"), key=CHAT_WIDGET, help=tr("generate.chat_help"))
+
+buttons = st.columns(3)
+run = buttons[0].button(tr("generate.run"), key=RUN_BUTTON, type="primary")
+if buttons[1].button(tr("generate.reset"), key=RESET_BUTTON):
+    st.session_state.pop(common.GENERATION_KEY, None)
+if run:
+    st.session_state.pop(common.GENERATION_KEY, None)
+    try:
+        config = GenerationConfig(
+            max_new_tokens=int(max_new),
+            temperature=float(temperature),
+            top_p=float(top_p),
+            top_k=int(top_k),
+            seed=int(seed),
+            greedy=greedy,
+            use_chat_template=chat,
+        )
+        prompt = st.session_state[PROMPT_WIDGET]
+        model = common.get_model(model_name, request.device if request else None)
+        steps_iter = generate_steps(model, prompt, config)
+    except AttnScopeError as error:
+        common.show_error(error)
+        st.stop()
+    # Stop reruns the script, which ends this loop at its next Streamlit call; the steps made so
+    # far are already in the session.
+    buttons[2].button(tr("generate.stop"), key=STOP_BUTTON)
+    written = st.empty()
+    steps = []
+    for step in steps_iter:
+        steps.append(step)
+        generation = Generation.from_steps(model, prompt, config, steps)
+        st.session_state[common.GENERATION_KEY] = generation
+        written.text(generation.generated_text)
+    st.rerun()
+
+generation = st.session_state.get(common.GENERATION_KEY)
+if generation is None or not generation.steps:
+    st.caption(tr("generate.hint"))
+    st.stop()
+st.subheader(tr("generate.output"))
+st.text(generation.generated_text)
+st.caption(
+    tr(
+        "generate.summary",
+        tokens=len(generation.steps),
+        reason=tr(common.STOP_REASONS[generation.stop_reason]),
+    )
+)
+st.download_button(
+    tr("generate.download"),
+    generation.to_json(indent=1).encode("utf-8"),
+    file_name="generation.json",
+    mime="application/json",
+)
+
+st.subheader(tr("generate.replay"))
+last = len(generation.steps) - 1
+index = st.slider(tr("generate.step"), 0, max(last, 1), value=last, key=STEP_WIDGET) if last else 0
+index = min(index, last)
+step = generation.steps[index]
+n_layers = step.attention.shape[0]
+layer = st.selectbox(tr("common.layer"), range(n_layers), index=n_layers - 1, key=LAYER_WIDGET)
+if st.session_state.get(common.WORDS_KEY):
+    labels, attention = generation.step_words(index, st.session_state[common.CJK_KEY])
+else:
+    labels, attention = generation.tokens[: step.ctx_len], step.attention
+# st.text, not markdown: a generated token must never be read as markup
+st.text(tr("generate.step_token", token=step.token, prob=f"{step.prob:.3f}", rank=step.rank))
+st.plotly_chart(
+    step_attention_heatmap(attention, labels, layer, step.token, lang=lang), key="step_heads"
+)
+st.plotly_chart(step_mean_chart(attention, labels, layer, lang=lang), key="step_mean")
+st.dataframe(candidates_table(step, lang=lang), hide_index=True)
