@@ -46,4 +46,5 @@ navigation = st.navigation(
 request = common.sidebar()
 if request is not None:
     common.run(request)
+common.sync_link()
 navigation.run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -327,14 +328,18 @@ class Analysis:
 
 
 def check_text(text: str | None) -> str:
-    """``text`` if it holds something to analyse; an :class:`InputError` if empty or blank.
+    """``text`` if it holds something to analyse; an :class:`InputError` if it is empty or
+    only whitespace, control and invisible format characters (zero-width spaces, BOMs).
 
-    >>> check_text("  ")
+    >>> check_text("  \\u200b\\x00")
     Traceback (most recent call last):
     ...
     core.errors.InputError: The text is empty: type or paste some text to analyse.
+    >>> check_text("a\\u200b")
+    'a\\u200b'
     """
-    if not text or not text.strip():
+    visible = (ch for ch in text or "" if not ch.isspace())
+    if not any(unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp") for ch in visible):
         raise InputError("error.empty_text")
     return text
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from core.i18n import DEFAULT_LANG, Lang, t
 
 __all__ = [
@@ -33,9 +35,13 @@ class AttnScopeError(Exception):
         self.params = params
         super().__init__(t(key, DEFAULT_LANG, **params))
 
-    def localized(self, lang: Lang) -> str:
-        """The message in ``lang``."""
-        return t(self.key, lang, **self.params)
+    def localized(self, lang: Lang, *, escape: Callable[[str], str] | None = None) -> str:
+        """The message in ``lang``; ``escape`` is applied to every text value first (user
+        input shown in Markdown, say), never to the catalogue's own words."""
+        params = self.params
+        if escape is not None:
+            params = {k: escape(v) if isinstance(v, str) else v for k, v in params.items()}
+        return t(self.key, lang, **params)
 
     def __reduce__(self):  # keep key and params when pickled (args holds only the message)
         return _rebuild, (type(self), self.key, self.params)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -69,6 +69,9 @@ class BuiltinModel:
     description: str
     subfolder: str = ""
     gguf_file: str | None = None
+    # Where the same model lives on the Hugging Face Hub: used when the package is not installed
+    # (a hosted demo that installs requirements.txt only), read from the Hub cache or the Hub.
+    hub_id: str | None = None
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
@@ -80,6 +83,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         kind="encoder",
         description="BERT encoder, 6 layers x 12 heads, 22M parameters (sentence embeddings).",
         subfolder="model",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
     ),
     "smollm2": BuiltinModel(
         name="smollm2",
@@ -89,6 +93,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         kind="decoder",
         description="Llama-family decoder, 30 layers x 9 heads (3 KV heads), 135M parameters.",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
 }
 DEFAULT_MODEL = "minilm"
@@ -140,6 +145,14 @@ def _package_dir(builtin: BuiltinModel) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False for names the OS cannot even look up (too long, NUL bytes)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_source(name: str) -> tuple[str, BuiltinModel | None]:
     """Where ``name`` loads from: a folder path or a Hub id, and the built-in entry if it is one.
 
@@ -150,6 +163,9 @@ def resolve_source(name: str) -> tuple[str, BuiltinModel | None]:
     if not name:
         raise ModelNotFoundError("error.no_model")
     builtin = BUILTIN_MODELS.get(name.lower())
+    if builtin and builtin.hub_id and importlib.util.find_spec(builtin.module) is None:
+        # The package is not installed: the same weights from the Hub (no GGUF step).
+        return builtin.hub_id, replace(builtin, gguf_file=None, subfolder="")
     if builtin:
         folder = _package_dir(builtin) / builtin.subfolder
         target = folder / builtin.gguf_file if builtin.gguf_file else folder
@@ -159,7 +175,7 @@ def resolve_source(name: str) -> tuple[str, BuiltinModel | None]:
             )
         return str(folder), builtin
     path = Path(name).expanduser()
-    if path.is_dir():
+    if _is_dir(path):
         if not (path / "config.json").is_file():
             raise ModelNotFoundError("error.not_a_model_folder", name=name)
         return str(path.resolve()), None
@@ -265,7 +281,7 @@ def _from_pretrained(loader: Callable[..., object], source: str, **kwargs: objec
     try:
         return loader(source, local_files_only=True, **kwargs)
     except OSError:
-        if Path(source).is_dir() or os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "TRUE"):
+        if _is_dir(Path(source)) or os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "TRUE"):
             raise
         return loader(source, **kwargs)
 
@@ -295,12 +311,17 @@ def load_model(
     try:
         if builtin and builtin.gguf_file:
             source = str(_convert_gguf(builtin, source, report))
-        if not builtin and not Path(source).is_dir():
+        if not builtin and not _is_dir(Path(source)):
             report(f"Looking up '{name}' (local Hugging Face cache first, then the Hub)")
         config = _from_pretrained(
             AutoConfig.from_pretrained, source, trust_remote_code=trust_remote_code
         )
         kind = _model_kind(config, display)
+        if not getattr(config.get_text_config(), "num_attention_heads", None):
+            # state-space models (Mamba) and the like: nothing to show here
+            raise UnsupportedModelError(
+                "error.no_attention_heads", name=display, model_type=config.model_type
+            )
         report(f"Loading tokenizer of {display}")
         tokenizer = _from_pretrained(
             AutoTokenizer.from_pretrained, source, trust_remote_code=trust_remote_code
@@ -318,7 +339,7 @@ def load_model(
         raise
     except OSError as error:
         detail = _first_line(error)
-        if builtin or Path(source).is_dir():
+        if builtin or _is_dir(Path(source)):
             raise ModelLoadError("error.load_failed", name=display, detail=detail) from error
         raise ModelNotFoundError("error.not_found", name=name, detail=detail) from error
     except json.JSONDecodeError as error:

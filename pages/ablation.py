@@ -33,7 +33,8 @@ chosen = st.multiselect(
 )
 if st.button(tr("ablation.run"), key=ABLATE_BUTTON, disabled=not chosen):
     try:
-        with st.spinner(tr("ablation.running")):
+        common.count_request()
+        with common.heavy_work(), st.spinner(tr("ablation.running")):
             effect = ablation_effect(
                 model, result.text, chosen, result.pair, max_tokens=result.max_tokens
             )
@@ -55,6 +56,11 @@ st.subheader(tr("ablation.rank_header"))
 st.caption(tr("ablation.rank_caption", heads=result.n_layers * result.n_heads))
 if st.button(tr("ablation.rank"), key=RANK_BUTTON, type="primary"):
     st.session_state.pop(common.RANKING_KEY, None)
+    try:
+        common.count_request()
+    except Exception as error:
+        common.show_error(error)
+        st.stop()
     # Stopping: the Stop button reruns the script, which ends this loop at its next Streamlit
     # call; the layers finished so far are already in the session.
     st.button(tr("ablation.stop"), key=STOP_BUTTON)
@@ -63,9 +69,10 @@ if st.button(tr("ablation.rank"), key=RANK_BUTTON, type="primary"):
     spent = 0.0
     for layer in range(result.n_layers):
         try:
-            part = rank_heads(
-                model, result.text, result.pair, max_tokens=result.max_tokens, layers=[layer]
-            )
+            with common.heavy_work():  # one layer at a time: other sessions get their turn
+                part = rank_heads(
+                    model, result.text, result.pair, max_tokens=result.max_tokens, layers=[layer]
+                )
         except Exception as error:
             common.show_error(error)
             break

@@ -7,7 +7,9 @@ Everything that is not about Streamlit lives in ``core`` (analysis, words) and `
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -18,6 +20,7 @@ from core import (
     DEFAULT_MODEL,
     Analysis,
     AttnScopeError,
+    InputError,
     LoadedModel,
     analyze,
     check_text,
@@ -27,9 +30,13 @@ from core.analysis import with_layers
 from core.effective import EFFECTIVE_MODES, EffectiveMode, effective_analysis
 from core.examples import load_examples
 from core.i18n import DEFAULT_LANG, LANGUAGES, Lang, parse_lang, t
+from core.limits import ConcurrencyGate, RateLimiter
+from core.links import link_params, parse_link
 from core.models import needs_conversion
+from core.settings import Settings, check_request, load_settings
 from core.words import word_analysis
 from viz.attention_view import view_assets
+from viz.figures import escape_markdown
 
 _log = logging.getLogger("attnscope")
 
@@ -43,6 +50,7 @@ PAIR_KEY = "pair"
 MAX_TOKENS_KEY = "max_tokens"
 DEVICE_KEY = "device"
 ANALYZE_KEY = "analyze"
+REMOTE_CODE_KEY = "trust_remote_code"
 VIEW_KIND_KEY = "view_kind"
 VIEW_COMPONENT_KEY = "attention_view"
 WORDS_KEY = "words"
@@ -63,14 +71,22 @@ ABLATION_KEY = "ablation_effect"
 RANKING_KEY = "head_ranking"
 COMPARISON_KEY = "comparison"
 GENERATION_KEY = "generation"
+RATE_KEY = "rate_limiter"
+LINK_KEY = "link_applied"
 EFFECTIVE_KEY = "effective_mode"
 # Widgets whose defaults depend on the result: reset when a new result arrives.
 RESULT_BOUND_KEYS = (BERTVIZ_LAYERS_KEY, BERTVIZ_HEADS_KEY)
 
 CUSTOM_CHOICE = "other"
 MODEL_DESCRIPTIONS = {"minilm": "about.minilm", "smollm2": "about.smollm2"}
+LINK_PROBLEMS = {
+    "text_too_long": "link.text_too_long",
+    "model_too_long": "link.model_too_long",
+    "bad_layer": "link.bad_layer",
+    "bad_head": "link.bad_head",
+    "bad_example": "link.bad_example",
+}
 DEFAULT_MAX_TOKENS = 512
-MAX_TOKENS_CEILING = 8192
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,68 @@ class Request:
     pair: str | None
     max_tokens: int
     device: str | None
+    trust_remote_code: bool = False
+
+
+# --- settings, load limits, links -----------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def app_settings() -> Settings:
+    """This server's limits (demo mode from ``ATTNSCOPE_DEMO`` or the app's secrets)."""
+    try:
+        secrets = st.secrets.to_dict()
+    except Exception:  # no secrets file: the usual case outside Streamlit Community Cloud
+        secrets = {}
+    return load_settings(os.environ, secrets)
+
+
+@st.cache_resource(show_spinner=False)
+def concurrency_gate(capacity: int) -> ConcurrencyGate:
+    """One gate for the whole server process: every session's heavy work passes through it."""
+    return ConcurrencyGate(capacity)
+
+
+@contextmanager
+def heavy_work(status: object | None = None) -> Iterator[None]:
+    """Hold one of the server's analysis slots for the block; while waiting, say so (in
+    ``status`` if given, else in a placeholder that disappears)."""
+    settings = app_settings()
+    notice = None if status is not None else st.empty()
+
+    def waiting(ahead: int) -> None:
+        label = tr("run.waiting", ahead=ahead, running=settings.max_concurrent)
+        if status is not None:
+            status.update(label=label, state="running")
+        else:
+            notice.info(label)
+
+    try:
+        with concurrency_gate(settings.max_concurrent).slot(
+            timeout=settings.queue_timeout_s, on_wait=waiting
+        ):
+            if notice is not None:
+                notice.empty()
+            yield
+    finally:
+        if notice is not None:
+            notice.empty()
+
+
+def count_request() -> None:
+    """Count one user request against this session's rate limit (an InputError past it)."""
+    settings = app_settings()
+    limiter = st.session_state.get(RATE_KEY)
+    wanted = (settings.rate_limit, settings.rate_window_s)
+    if limiter is None or (limiter.limit, limiter.window) != wanted:
+        limiter = RateLimiter(*wanted)
+        st.session_state[RATE_KEY] = limiter
+    limiter.check()
+
+
+def md(text: object) -> str:
+    """User text made safe for a Markdown element (labels, captions, messages)."""
+    return escape_markdown(str(text))
 
 
 # --- language -------------------------------------------------------------------------------------
@@ -123,13 +201,13 @@ def language_selector() -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
-def get_model(name: str, device: str | None) -> LoadedModel:
+def get_model(name: str, device: str | None, trust_remote_code: bool = False) -> LoadedModel:
     """Load a model once per process.
 
     No Streamlit element may be called in here: a cached function replays its elements on every
     cache hit, into blocks that no longer exist. Stage messages are logged instead.
     """
-    return load_model(name, device=device, progress=_log.info)
+    return load_model(name, device=device, progress=_log.info, trust_remote_code=trust_remote_code)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -143,14 +221,16 @@ def get_analysis(
 # --- the sidebar form -----------------------------------------------------------------------------
 
 
-def _init_state() -> None:
+def _init_state(settings: Settings) -> None:
     examples = load_examples()
     st.session_state.setdefault(MODEL_KEY, DEFAULT_MODEL)
     st.session_state.setdefault(CUSTOM_MODEL_KEY, "")
     st.session_state.setdefault(EXAMPLE_KEY, examples[0].id)
     st.session_state.setdefault(TEXT_KEY, examples[0].text)
     st.session_state.setdefault(PAIR_KEY, "")
-    st.session_state.setdefault(MAX_TOKENS_KEY, DEFAULT_MAX_TOKENS)
+    st.session_state.setdefault(MAX_TOKENS_KEY, min(DEFAULT_MAX_TOKENS, settings.max_tokens))
+    st.session_state[MAX_TOKENS_KEY] = min(st.session_state[MAX_TOKENS_KEY], settings.max_tokens)
+    st.session_state.setdefault(REMOTE_CODE_KEY, False)
     st.session_state.setdefault(DEVICE_KEY, "auto")
     st.session_state.setdefault(LAYER_KEY, 0)
     st.session_state.setdefault(HEAD_KEY, 0)
@@ -171,7 +251,9 @@ def _use_example() -> None:
 def _model_label(choice: str, language: Lang) -> str:
     if choice == CUSTOM_CHOICE:
         return t("sidebar.model_other", language)
-    spec = BUILTIN_MODELS[choice]
+    spec = BUILTIN_MODELS.get(choice)
+    if spec is None:  # an allowlisted Hub id
+        return choice
     kind = kind_label(spec.kind, language)
     return t("sidebar.model_builtin", language, title=spec.title, kind=kind)
 
@@ -184,16 +266,104 @@ def kind_label(kind: str, language: Lang) -> str:
     return t("common.decoder" if kind == "decoder" else "common.encoder", language)
 
 
-def sidebar() -> Request | None:
-    """Draw the input form; return a request when Analyze was pressed."""
-    _init_state()
+def model_choices(settings: Settings) -> list[str]:
+    """What the model picker offers: the built-ins (those allowed, in demo mode), any other
+    allowed names, and "Other" (a Hub id or folder) unless the allowlist is closed."""
+    if settings.allowed_models is None:
+        return [*BUILTIN_MODELS, CUSTOM_CHOICE]
+    allowed = [name for name in BUILTIN_MODELS if name in settings.allowed_models]
+    return allowed + [name for name in settings.allowed_models if name not in BUILTIN_MODELS]
+
+
+def _apply_link(settings: Settings) -> Request | None:
+    """On a session's first run, restore the view a shared link describes (every value checked
+    like typed input; bad ones are dropped with a notice) and analyse it."""
+    if st.session_state.get(LINK_KEY):
+        return None
+    st.session_state[LINK_KEY] = True
     examples = {e.id: e for e in load_examples()}
+    view, problems = parse_link(st.query_params.to_dict(), examples=list(examples))
+    if problems:
+        notes = ", ".join(tr(LINK_PROBLEMS[problem]) for problem in problems)
+        st.warning(tr("link.ignored", problems=notes))
+    if not view.wants_analysis:
+        return None
+    if view.model:
+        if view.model in model_choices(settings):
+            st.session_state[MODEL_KEY] = view.model
+        else:
+            st.session_state[MODEL_KEY] = CUSTOM_CHOICE
+            st.session_state[CUSTOM_MODEL_KEY] = view.model
+    if view.example:
+        st.session_state[EXAMPLE_KEY] = view.example
+        st.session_state[TEXT_KEY] = examples[view.example].text
+        st.session_state[PAIR_KEY] = examples[view.example].pair or ""
+    else:
+        st.session_state[TEXT_KEY] = view.text or ""
+        st.session_state[PAIR_KEY] = view.pair or ""
+    if view.layer is not None:
+        st.session_state[LAYER_KEY] = view.layer
+    if view.head is not None or view.average:
+        st.session_state[HEAD_KEY] = None if view.average else view.head
+    return _request(settings)
+
+
+def sync_link() -> None:
+    """Keep the address bar a link to what is shown (Streamlit drops query parameters when
+    the page changes, so they are put back on every run)."""
+    request: Request | None = st.session_state.get(REQUEST_KEY)
+    result = current_result()
+    if request is None or result is None:
+        return
+    examples = {e.id: (e.text, e.pair) for e in load_examples()}
+    wanted = link_params(
+        model=request.model,
+        text=request.text,
+        pair=request.pair,
+        layer=min(st.session_state[LAYER_KEY], result.n_layers - 1),
+        head=st.session_state[HEAD_KEY],
+        lang=lang(),
+        examples=examples,
+    )
+    current = st.query_params.to_dict()
+    if any(current.get(key) != value for key, value in wanted.items()) or (
+        "text" in current and "text" not in wanted
+    ):
+        st.query_params.from_dict(wanted)
+
+
+def _request(settings: Settings) -> Request:
+    choice = st.session_state[MODEL_KEY]
+    is_decoder = choice in BUILTIN_MODELS and BUILTIN_MODELS[choice].kind == "decoder"
+    device = st.session_state[DEVICE_KEY]
+    return Request(
+        model=selected_model_name(),
+        text=st.session_state[TEXT_KEY],
+        pair=None if is_decoder else (st.session_state[PAIR_KEY] or None),
+        max_tokens=min(int(st.session_state[MAX_TOKENS_KEY]), settings.max_tokens),
+        device=None if device == "auto" else device,
+        trust_remote_code=settings.allow_remote_code and bool(st.session_state[REMOTE_CODE_KEY]),
+    )
+
+
+def sidebar() -> Request | None:
+    """Draw the input form; return a request when Analyze was pressed (or a shared link asked
+    for an analysis)."""
+    settings = app_settings()
+    _init_state(settings)
+    from_link = _apply_link(settings)
+    examples = {e.id: e for e in load_examples()}
+    choices = model_choices(settings)
+    if st.session_state[MODEL_KEY] not in choices:
+        st.session_state[MODEL_KEY] = choices[0]
     with st.sidebar:
         st.title("AttnScope")
+        if settings.demo:
+            st.caption(tr("demo.banner", tokens=settings.max_tokens, limit=settings.rate_limit))
         language_selector()
         choice = st.selectbox(
             tr("sidebar.model"),
-            [*BUILTIN_MODELS, CUSTOM_CHOICE],
+            choices,
             key=MODEL_KEY,
             format_func=partial(_model_label, language=lang()),
         )
@@ -203,8 +373,9 @@ def sidebar() -> Request | None:
                 key=CUSTOM_MODEL_KEY,
                 placeholder=tr("sidebar.custom_model_placeholder"),
                 help=tr("sidebar.custom_model_help"),
+                max_chars=200,
             )
-        else:
+        elif choice in MODEL_DESCRIPTIONS:
             st.caption(tr(MODEL_DESCRIPTIONS[choice]))
         st.selectbox(
             tr("sidebar.example"),
@@ -213,8 +384,10 @@ def sidebar() -> Request | None:
             format_func=lambda key: examples[key].title,
             on_change=_use_example,
         )
-        st.text_area(tr("sidebar.text"), key=TEXT_KEY, height=140)
-        is_decoder = choice != CUSTOM_CHOICE and BUILTIN_MODELS[choice].kind == "decoder"
+        st.text_area(
+            tr("sidebar.text"), key=TEXT_KEY, height=140, max_chars=settings.max_text_chars
+        )
+        is_decoder = choice in BUILTIN_MODELS and BUILTIN_MODELS[choice].kind == "decoder"
         if not is_decoder:
             st.text_input(tr("sidebar.pair"), key=PAIR_KEY, help=tr("sidebar.pair_help"))
         st.toggle(tr("sidebar.words"), key=WORDS_KEY, help=tr("sidebar.words_help"))
@@ -230,25 +403,22 @@ def sidebar() -> Request | None:
             st.number_input(
                 tr("sidebar.max_tokens"),
                 min_value=2,
-                max_value=MAX_TOKENS_CEILING,
+                max_value=settings.max_tokens,
                 step=64,
                 key=MAX_TOKENS_KEY,
                 help=tr("sidebar.max_tokens_help"),
             )
             st.selectbox(tr("sidebar.device"), ["auto", "cpu", "cuda", "mps"], key=DEVICE_KEY)
+            if settings.allow_remote_code:
+                st.toggle(
+                    tr("sidebar.remote_code"),
+                    key=REMOTE_CODE_KEY,
+                    help=tr("sidebar.remote_code_help"),
+                )
         pressed = st.button(tr("sidebar.analyze"), key=ANALYZE_KEY, type="primary", width="stretch")
-    if not pressed:
-        return None
-    model = st.session_state[CUSTOM_MODEL_KEY] if choice == CUSTOM_CHOICE else choice
-    pair = None if is_decoder else (st.session_state[PAIR_KEY] or None)
-    device = st.session_state[DEVICE_KEY]
-    return Request(
-        model=(model or "").strip(),
-        text=st.session_state[TEXT_KEY],
-        pair=pair,
-        max_tokens=int(st.session_state[MAX_TOKENS_KEY]),
-        device=None if device == "auto" else device,
-    )
+    if pressed:
+        return _request(settings)
+    return from_link
 
 
 def selected_model_name() -> str:
@@ -262,29 +432,42 @@ def selected_model_name() -> str:
 def show_error(error: Exception) -> None:
     """A failure as one message in the interface language; never a traceback."""
     if isinstance(error, AttnScopeError):
-        st.error(error.localized(lang()))
+        # values in messages may be user input (a model name, a path): never Markdown
+        st.error(error.localized(lang(), escape=escape_markdown))
     else:  # a bug or an unexpected library failure: say it plainly
-        st.error(tr("run.unexpected", kind=type(error).__name__, detail=str(error)[:300]))
+        detail = md(str(error)[:300])
+        st.error(tr("run.unexpected", kind=type(error).__name__, detail=detail))
 
 
 def run(request: Request) -> None:
     """Load (cached) and analyse, with a visible status; on any failure say what to do, keep the
     previous result, and never show a traceback."""
+    settings = app_settings()
     try:
         check_text(request.text)
+        if not request.model:
+            raise InputError("error.no_model")
+        check_request(
+            settings,
+            model=request.model,
+            text=request.text,
+            pair=request.pair,
+            trust_remote_code=request.trust_remote_code,
+        )
+        count_request()
     except AttnScopeError as error:
         show_error(error)
         return
-    if not request.model:
-        st.error(tr("run.no_model"))
-        return
+    limit = min(request.max_tokens, settings.max_tokens)
     key = "run.converting" if needs_conversion(request.model) else "run.loading"
-    with st.status(tr(key, model=request.model), expanded=False) as status:
+    with st.status(tr(key, model=md(request.model)), expanded=False) as status:
         try:
-            model = get_model(request.model, request.device)
-            status.update(label=tr("run.analysing", model=model.title))
-            model_key = f"{model.name}|{model.source}|{model.device}"
-            result = get_analysis(model, model_key, request.text, request.pair, request.max_tokens)
+            with heavy_work(status):
+                status.update(label=tr(key, model=md(request.model)))
+                model = get_model(request.model, request.device, request.trust_remote_code)
+                status.update(label=tr("run.analysing", model=md(model.title)))
+                model_key = f"{model.name}|{model.source}|{model.device}"
+                result = get_analysis(model, model_key, request.text, request.pair, limit)
         except Exception as error:
             status.update(label=tr("run.failed"), state="error", expanded=False)
             show_error(error)
@@ -293,7 +476,7 @@ def run(request: Request) -> None:
             label=tr(
                 "run.done",
                 tokens=result.seq_len,
-                model=model.title,
+                model=md(model.title),
                 seconds=f"{result.forward_seconds:.2f}",
             ),
             state="complete",
@@ -334,7 +517,7 @@ def header(result: Analysis) -> None:
     st.caption(
         tr(
             "page.summary",
-            model=spec.title if spec else result.model_name,
+            model=spec.title if spec else md(result.model_name),
             kind=kind_label(result.kind, lang()),
             layers=result.n_layers,
             heads=result.n_heads,
@@ -418,7 +601,8 @@ def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
         return replace(result, layer_weights=weights)
     request: Request | None = st.session_state.get(REQUEST_KEY)
     device = request.device if request else None
-    with st.spinner(tr("run.recomputing", layers=", ".join(map(str, missing)))):
+    label = tr("run.recomputing", layers=", ".join(map(str, missing)))
+    with heavy_work(), st.spinner(label):
         model = get_model(result.model_name, device)
         fuller = with_layers(model, result, missing)
     for layer in missing:
@@ -485,7 +669,7 @@ def display_result(result: Analysis, mode: EffectiveMode = "raw") -> Analysis:
     store = st.session_state.setdefault(DISPLAY_CACHE_KEY, {})
     if key not in store:
         try:
-            with st.spinner(tr("effective.computing")):
+            with heavy_work(), st.spinner(tr("effective.computing")):
                 model = model_of(result)
                 shown = effective_analysis(model, result, mode)
                 if words:

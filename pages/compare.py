@@ -38,8 +38,9 @@ model_b = st.selectbox(
 if st.button(tr("compare.run"), key=RUN_BUTTON, type="primary"):
     try:
         check_text(text_b)
+        common.count_request()
         name = result.model_name if model_b == SAME_MODEL else model_b
-        with st.spinner(tr("compare.running")):
+        with common.heavy_work(), st.spinner(tr("compare.running")):
             model = (
                 common.model_of(result) if model_b == SAME_MODEL else common.get_model(name, None)
             )

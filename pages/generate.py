@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.errors import AttnScopeError
 from core.generate import Generation, GenerationConfig, generate_steps
+from core.settings import check_request
 from pages import common
 from viz.deeper import candidates_table, step_attention_heatmap, step_mean_chart
 
@@ -63,6 +64,9 @@ if run:
             use_chat_template=chat,
         )
         prompt = st.session_state[PROMPT_WIDGET]
+        settings = common.app_settings()
+        check_request(settings, model=model_name, text=prompt)
+        common.count_request()
         model = common.get_model(model_name, request.device if request else None)
         steps_iter = generate_steps(model, prompt, config)
     except AttnScopeError as error:
@@ -73,11 +77,12 @@ if run:
     buttons[2].button(tr("generate.stop"), key=STOP_BUTTON)
     written = st.empty()
     steps = []
-    for step in steps_iter:
-        steps.append(step)
-        generation = Generation.from_steps(model, prompt, config, steps)
-        st.session_state[common.GENERATION_KEY] = generation
-        written.text(generation.generated_text)
+    with common.heavy_work():
+        for step in steps_iter:
+            steps.append(step)
+            generation = Generation.from_steps(model, prompt, config, steps)
+            st.session_state[common.GENERATION_KEY] = generation
+            written.text(generation.generated_text)
     st.rerun()
 
 generation = st.session_state.get(common.GENERATION_KEY)

@@ -23,7 +23,7 @@ result = common.require_result()
 shown = common.display_result(result)  # tokens or words
 key = ("head_stats", id(shown))
 if st.session_state.get(common.HEAD_STATS_KEY, (None,))[0] != key:
-    with st.spinner(tr("heads.computing")):
+    with common.heavy_work(), st.spinner(tr("heads.computing")):
         stats = HeadStats.from_analysis(shown, common.model_of(result))
     st.session_state[common.HEAD_STATS_KEY] = (key, stats)
 stats = st.session_state[common.HEAD_STATS_KEY][1]

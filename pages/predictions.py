@@ -21,7 +21,7 @@ top_k = st.slider(tr("predict.top_k"), 1, 10, value=5, key=TOP_K_WIDGET)
 key = (id(result), top_k)
 if st.session_state.get(common.PREDICTIONS_KEY, (None,))[0] != key:
     try:
-        with st.spinner(tr("predict.computing")):
+        with common.heavy_work(), st.spinner(tr("predict.computing")):
             model = common.model_of(result)
             preds = next_token_predictions(
                 model, result.text, top_k=top_k, max_tokens=result.max_tokens

@@ -20,6 +20,7 @@ __all__ = [
     "attention_heatmap",
     "axis_labels",
     "entropy_heatmap",
+    "escape_markdown",
     "head_heatmap",
     "layer_entropy_chart",
     "layer_heatmap",
@@ -37,6 +38,20 @@ def plotly_safe(text: str) -> str:
     '&lt;b&gt;x&lt;/b&gt; &amp; "y"'
     """
     return html.escape(text, quote=False)
+
+
+# Characters Markdown (and Streamlit's flavour: LaTeX, :directives:) gives a meaning to.
+_MARKDOWN_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def escape_markdown(text: str) -> str:
+    r"""Backslash-escape ``text`` so a Markdown element shows it literally: no image fetched, no
+    link made, no formatting, no LaTeX.
+
+    >>> print(escape_markdown("![x](http://e/x.png) *b* $1$"))
+    \!\[x\]\(http\://e/x\.png\) \*b\* \$1\$
+    """
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
 
 
 def axis_labels(tokens: tuple[str, ...] | list[str]) -> list[str]:
