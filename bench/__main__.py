@@ -1,12 +1,14 @@
-"""``python -m bench [timings|views] [options]``: every benchmark (default) or one of them."""
+"""``python -m bench [timings|views|load] [options]``: every benchmark (default) or one."""
 
 import sys
 
-from bench import timings, views
+from bench import load, timings, views
 
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("all", [])
     if command in ("timings", "all"):
         timings.main()
     if command in ("views", "all"):
-        views.main(rest)
+        views.main(rest if command == "views" else [])
+    if command in ("load", "all"):
+        load.main(rest if command == "load" else [])

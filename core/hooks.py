@@ -8,6 +8,7 @@ reached from ``model.base_model``, so ``BertModel`` and ``LlamaForCausalLM`` wor
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -171,8 +172,26 @@ def attention_modules(loaded: LoadedModel) -> tuple[AttentionModules, ...]:
     return tuple(found)
 
 
+def _this_thread_only(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """``hook``, run only for forward passes made by the thread that registered it.
+
+    A cached model is shared by every session of a server, each in its own thread; without
+    this, one session's hooks would read (or zero heads in) another session's forward pass.
+    """
+    owner = threading.get_ident()
+
+    def guarded(*args: Any) -> Any:
+        if threading.get_ident() != owner:
+            return None
+        return hook(*args)
+
+    return guarded
+
+
 class HookSet:
     """Forward hooks registered for the duration of a ``with`` block, then always removed.
+    Hooks act only on forward passes of the thread that registered them (see
+    :func:`_this_thread_only`).
 
     >>> layer = nn.Linear(2, 2)
     >>> with HookSet() as hooks:
@@ -189,11 +208,11 @@ class HookSet:
     def forward(self, module: nn.Module, hook: Callable[..., Any]) -> None:
         """``hook(module, args, output)`` after ``module`` runs; a non-None return replaces the
         output."""
-        self._handles.append(module.register_forward_hook(hook))
+        self._handles.append(module.register_forward_hook(_this_thread_only(hook)))
 
     def forward_pre(self, module: nn.Module, hook: Callable[..., Any]) -> None:
         """``hook(module, args)`` before ``module`` runs; a non-None return replaces ``args``."""
-        self._handles.append(module.register_forward_pre_hook(hook))
+        self._handles.append(module.register_forward_pre_hook(_this_thread_only(hook)))
 
     def remove(self) -> None:
         while self._handles:

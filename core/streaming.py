@@ -10,6 +10,7 @@ removed, even when the forward pass fails.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -88,9 +89,14 @@ def capture_attention(
     """
     modules, index = attention_modules(model)
     handles = []
+    # A cached model is shared by every session (one thread each): read only this thread's
+    # forward passes, or two sessions analysing at once would get each other's weights.
+    owner = threading.get_ident()
 
     def make_hook(layer: int) -> Callable[..., None]:
         def hook(module: nn.Module, args: object, output: object) -> None:
+            if threading.get_ident() != owner:
+                return
             weights = output[index] if isinstance(output, tuple | list) else None
             if weights is None:
                 raise UnsupportedModelError("error.no_attention_layer", layer=layer)

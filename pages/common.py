@@ -460,6 +460,7 @@ def run(request: Request) -> None:
         return
     limit = min(request.max_tokens, settings.max_tokens)
     key = "run.converting" if needs_conversion(request.model) else "run.loading"
+    failure: Exception | None = None
     with st.status(tr(key, model=md(request.model)), expanded=False) as status:
         try:
             with heavy_work(status):
@@ -470,8 +471,11 @@ def run(request: Request) -> None:
                 result = get_analysis(model, model_key, request.text, request.pair, limit)
         except Exception as error:
             status.update(label=tr("run.failed"), state="error", expanded=False)
-            show_error(error)
-            return
+            failure = error
+    if failure is not None:  # outside the status box, which stays collapsed
+        show_error(failure)
+        return
+    with status:
         status.update(
             label=tr(
                 "run.done",
@@ -490,7 +494,8 @@ def run(request: Request) -> None:
     for derived in (HEAD_STATS_KEY, PREDICTIONS_KEY, ABLATION_KEY, RANKING_KEY, COMPARISON_KEY):
         st.session_state.pop(derived, None)
     st.session_state[LAYER_KEY] = min(st.session_state[LAYER_KEY], result.n_layers - 1)
-    st.session_state[HEAD_KEY] = min(st.session_state[HEAD_KEY] or 0, result.n_heads - 1)
+    if st.session_state[HEAD_KEY] is not None:  # None: the head average, kept as chosen
+        st.session_state[HEAD_KEY] = min(st.session_state[HEAD_KEY], result.n_heads - 1)
     for widget in RESULT_BOUND_KEYS:
         st.session_state.pop(widget, None)
 

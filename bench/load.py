@@ -1,0 +1,246 @@
+"""Load: N browser sessions at once against one ``streamlit run``, each analysing its own text,
+plus one session asking for a broken model at the same time.
+
+Reports per-session latency (click to drawn heatmap) percentiles, the server's peak RSS, how many
+times the model's weights were loaded (must be once) and whether every session saw its own,
+correct result (its tokens and its layer-0 head-0 weights, against ``core``).
+Run with ``make bench`` or ``python -m bench load --sessions 10``; the tests run a small version
+(``tests/browser/test_load.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WORDS = (
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+)
+READ_PLOT = """() => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const z = gd._fullData[0].z;  // decoded rows (gd.data keeps the base64 spec)
+    return {x: Array.from(gd.data[0].x), z: Array.from(z, row => Array.from(row))};
+}"""
+LOAD_TIMEOUT_MS = 600_000
+DEBUG_DIR = os.environ.get("ATTNSCOPE_LOAD_DEBUG")
+MINILM_WEIGHTS = "103/103"  # the progress line transformers prints when MiniLM's weights load
+
+
+def session_text(i: int) -> str:
+    return f"Session {i} reads {WORDS[i % len(WORDS)]} and {WORDS[(3 * i + 1) % len(WORDS)]}."
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)
+    broken_model_message: str = ""
+    weight_loads: int = 0
+    peak_rss_mb: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> float:
+    import psutil
+
+    process = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
+
+
+def broken_model_folder(root: Path) -> Path:
+    from core.models import BUILTIN_MODELS, _package_dir
+
+    source = _package_dir(BUILTIN_MODELS["minilm"]) / "model"
+    folder = root / "truncated"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(source / name, folder / name)
+    folder.joinpath("model.safetensors").write_bytes(
+        (source / "model.safetensors").read_bytes()[:5000]
+    )
+    return folder
+
+
+def run_load(sessions: int, *, max_concurrent: int = 2) -> LoadResult:
+    """Start a fresh server, drive ``sessions`` sessions plus a broken-model one, and measure."""
+    import torch
+    from playwright.sync_api import sync_playwright
+
+    from core import analyze, load_model
+
+    result = LoadResult()
+    port = _free_port()
+    log_path = Path(tempfile.mkdtemp()) / "server.log"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "ATTNSCOPE_MAX_CONCURRENT": str(max_concurrent),
+    }
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            with contextlib.suppress(Exception):  # the server may be between processes
+                peak[0] = max(peak[0], _rss_mb(server.pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.3)
+        sampler.start()
+        loaded = load_model("minilm")
+        with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
+            broken = broken_model_folder(Path(scratch))
+            browser = playwright.chromium.launch(
+                executable_path=os.environ.get("ATTNSCOPE_CHROMIUM", "/usr/bin/chromium"),
+                args=CHROMIUM_ARGS,
+            )
+            pages = []
+            for i in range(sessions + 1):
+                page = browser.new_context().new_page()
+                page.on("pageerror", lambda error: result.errors.append(str(error)))
+                page.goto(url)
+                page.get_by_role("button", name="Analyze").wait_for(timeout=120_000)
+                pages.append(page)
+            bad = pages[-1]
+            bad.get_by_role("combobox", name="Model").click()
+            bad.get_by_role("option", name="Other: Hugging Face id or folder").click()
+            box = bad.get_by_role("textbox", name="Model id or folder")
+            box.fill(str(broken))
+            box.press("Enter")
+            bad.wait_for_timeout(500)
+            for i, page in enumerate(pages[:-1]):
+                text = page.get_by_label("Text")
+                text.fill(session_text(i))
+                text.press("Control+Enter")
+            pages[0].wait_for_timeout(1000)  # every text committed before the first click
+            started = {}
+            for i, page in enumerate(pages):  # all requests go in together
+                page.get_by_role("button", name="Analyze").click(no_wait_after=True)
+                started[i] = time.perf_counter()
+            for i, page in enumerate(pages[:-1]):
+                if DEBUG_DIR:
+                    page.screenshot(path=f"{DEBUG_DIR}/session-{i}.png")
+                page.wait_for_function(
+                    "t => [...document.querySelectorAll('.js-plotly-plot g.xtick text')]"
+                    ".some(e => e.textContent === t)",
+                    arg="1: Session",
+                    timeout=LOAD_TIMEOUT_MS,
+                )
+                result.latencies.append(time.perf_counter() - started[i])
+                shown = page.evaluate(READ_PLOT)
+                expected = analyze(loaded, session_text(i))
+                tokens_ok = shown["x"] == [f"{j}: {t}" for j, t in enumerate(expected.tokens)]
+                weights = torch.tensor(shown["z"], dtype=torch.float32)
+                result.correct.append(
+                    tokens_ok and torch.allclose(weights, expected.head(0, 0), atol=1e-5)
+                )
+            bad.locator("[data-testid=stAlert]").first.wait_for(timeout=300_000)
+            result.broken_model_message = bad.locator("[data-testid=stAlert]").first.inner_text()
+            browser.close()
+    finally:
+        done.set()
+        server.terminate()
+        server.wait(timeout=30)
+    result.peak_rss_mb = peak[0]
+    result.weight_loads = log_path.read_text().count(MINILM_WEIGHTS)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench load", description=__doc__)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--max-concurrent", type=int, default=2)
+    args = parser.parse_args(argv)
+    result = run_load(args.sessions, max_concurrent=args.max_concurrent)
+    latencies = sorted(result.latencies)
+    quantile = statistics.quantiles(latencies, n=10) if len(latencies) > 1 else latencies * 9
+    print(
+        f"\nLoad: {args.sessions} sessions at once (+1 asking for a broken model), "
+        f"{args.max_concurrent} analyses at a time"
+    )
+    print(
+        f"  latency, click to drawn heatmap: p50 {statistics.median(latencies):.2f} s, "
+        f"p90 {quantile[8]:.2f} s, max {latencies[-1]:.2f} s"
+    )
+    print(
+        f"  sessions with their own correct result: {sum(result.correct)} of {len(result.correct)}"
+    )
+    print(f"  model weights loaded: {result.weight_loads} time(s)")
+    print(f"  server peak RSS: {result.peak_rss_mb:.0f} MB")
+    print(f"  broken-model session: {result.broken_model_message[:100]!r}")
+    print(f"  page errors: {len(result.errors)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+"""A small load test: ten sessions at once on one server, each gets its own correct result, the
+model loads once, memory stays bounded, and a failing model in one session harms no other."""
+
+from __future__ import annotations
+
+from bench.load import run_load
+
+
+def test_ten_sessions_at_once():
+    result = run_load(10, max_concurrent=2)
+    assert len(result.correct) == 10 and all(result.correct), result.correct
+    assert result.weight_loads == 1  # one model in memory for everybody
+    assert "Could not load" in result.broken_model_message
+    assert result.peak_rss_mb < 3000, result.peak_rss_mb
+    assert result.errors == []
