@@ -1,8 +1,8 @@
-"""``python -m bench [timings|views|load] [options]``: every benchmark (default) or one."""
+"""``python -m bench [timings|views|rank|load] [options]``: every benchmark (default) or one."""
 
 import sys
 
-from bench import load, timings, views
+from bench import load, rank_heads, timings, views
 
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("all", [])
@@ -10,5 +10,7 @@ if __name__ == "__main__":
         timings.main()
     if command in ("views", "all"):
         views.main(rest if command == "views" else [])
+    if command in ("rank", "all"):
+        rank_heads.main()
     if command in ("load", "all"):
         load.main(rest if command == "load" else [])
