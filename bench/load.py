@@ -101,8 +101,9 @@ def broken_model_folder(root: Path) -> Path:
     return folder
 
 
-def run_load(sessions: int, *, max_concurrent: int = 2) -> LoadResult:
-    """Start a fresh server, drive ``sessions`` sessions plus a broken-model one, and measure."""
+def run_load(sessions: int, *, max_concurrent: int = 2, browser=None) -> LoadResult:
+    """Start a fresh server, drive ``sessions`` sessions plus a broken-model one, and measure.
+    ``browser``: a Playwright browser to use (the tests pass theirs), else one is launched."""
     import torch
     from playwright.sync_api import sync_playwright
 
@@ -159,15 +160,20 @@ def run_load(sessions: int, *, max_concurrent: int = 2) -> LoadResult:
                 time.sleep(0.3)
         sampler.start()
         loaded = load_model("minilm")
-        with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
+        with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as stack:
             broken = broken_model_folder(Path(scratch))
-            browser = playwright.chromium.launch(
-                executable_path=os.environ.get("ATTNSCOPE_CHROMIUM", "/usr/bin/chromium"),
-                args=CHROMIUM_ARGS,
-            )
+            if browser is None:
+                playwright = stack.enter_context(sync_playwright())
+                browser = playwright.chromium.launch(
+                    executable_path=os.environ.get("ATTNSCOPE_CHROMIUM", "/usr/bin/chromium"),
+                    args=CHROMIUM_ARGS,
+                )
+                stack.callback(browser.close)
             pages = []
             for i in range(sessions + 1):
-                page = browser.new_context().new_page()
+                context = browser.new_context()
+                stack.callback(context.close)
+                page = context.new_page()
                 page.on("pageerror", lambda error: result.errors.append(str(error)))
                 page.goto(url)
                 page.get_by_role("button", name="Analyze").wait_for(timeout=120_000)
@@ -207,7 +213,6 @@ def run_load(sessions: int, *, max_concurrent: int = 2) -> LoadResult:
                 )
             bad.locator("[data-testid=stAlert]").first.wait_for(timeout=300_000)
             result.broken_model_message = bad.locator("[data-testid=stAlert]").first.inner_text()
-            browser.close()
     finally:
         done.set()
         server.terminate()

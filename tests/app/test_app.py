@@ -248,7 +248,7 @@ def broken_weights_folder(tmp_path):
     [
         ("no-such-owner/no-such-model", "Could not find the model"),
         ("../../../definitely/not/here", "neither a built-in model"),
-        ("", "Type a Hugging Face model id"),
+        ("", "No model given"),
         ("NOT_A_MODEL_FOLDER", "is not a model: it has no config.json"),
         ("BROKEN_WEIGHTS", "Could not load"),
     ],

@@ -6,8 +6,8 @@ from __future__ import annotations
 from bench.load import run_load
 
 
-def test_ten_sessions_at_once():
-    result = run_load(10, max_concurrent=2)
+def test_ten_sessions_at_once(browser):
+    result = run_load(10, max_concurrent=2, browser=browser)
     assert len(result.correct) == 10 and all(result.correct), result.correct
     assert result.weight_loads == 1  # one model in memory for everybody
     assert "Could not load" in result.broken_model_message
