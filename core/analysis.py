@@ -33,6 +33,7 @@ from core.tokens import (
     labels_by_decoding,
     labels_from_offsets,
     offsets_by_decoding,
+    readable_raw_token,
 )
 
 if TYPE_CHECKING:
@@ -313,7 +314,7 @@ class Analysis:
             "text": self.text,
             "pair": self.pair,
             "tokens": list(self.tokens),
-            "raw_tokens": list(self.raw_tokens),
+            "raw_tokens": [readable_raw_token(raw) for raw in self.raw_tokens],
             "n_layers": self.n_layers,
             "n_heads": self.n_heads,
             "seq_len": self.seq_len,

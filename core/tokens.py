@@ -26,6 +26,7 @@ __all__ = [
     "labels_from_offsets",
     "make_visible",
     "offsets_by_decoding",
+    "readable_raw_token",
 ]
 
 # Whitespace that would otherwise vanish from a label.
@@ -195,6 +196,24 @@ def bytes_label(raw_token: str) -> str:
     except UnicodeDecodeError:
         pass
     return "<" + " ".join(f"{b:02X}" for b in data) + ">"
+
+
+def readable_raw_token(raw_token: str) -> str:
+    """The tokenizer's own token in a form a person can read: a byte-level BPE token (GPT-2,
+    SmolLM2) decoded from its byte alphabet, spaces and newlines shown as ``␣`` and ``↵``, and
+    part of a character as its bytes; WordPiece and SentencePiece tokens unchanged.
+
+    >>> [readable_raw_token(t) for t in ("Ġworld", "æľ¬", "æĹ", "##テ", "[CLS]", "Ċ")]
+    ['␣world', '本', '<E6 97>', '##テ', '[CLS]', '↵']
+    """
+    data = byte_level_bytes(raw_token)
+    if data is None:
+        return raw_token
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return bytes_label(raw_token)
+    return "".join(_VISIBLE_WHITESPACE.get(ch, ch) for ch in text)
 
 
 def broken_as_bytes(labels: Sequence[str], raw_tokens: Sequence[str]) -> list[str]:

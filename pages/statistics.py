@@ -21,7 +21,7 @@ PER_HEAD_WIDGET = "stats_per_head"
 lang = common.lang()
 tr = common.tr
 st.header(tr("stats.header"))
-result = common.require_result()
+result = common.display_result(common.require_result())  # tokens or words
 
 st.subheader(tr("stats.head_entropy"))
 normalized = st.toggle(tr("stats.normalized_toggle"), key=NORMALIZED_WIDGET)

@@ -9,6 +9,7 @@ import pandas as pd
 from core.analysis import Analysis
 from core.i18n import DEFAULT_LANG, Lang, t
 from core.stats import max_entropy
+from core.tokens import readable_raw_token
 
 __all__ = [
     "analysis_json",
@@ -57,7 +58,7 @@ def tokens_table(result: Analysis, *, lang: Lang = DEFAULT_LANG) -> pd.DataFrame
         {
             "position": range(result.seq_len),
             "token": result.tokens,
-            "raw_token": result.raw_tokens,
+            "raw_token": [readable_raw_token(raw) for raw in result.raw_tokens],
             "token_id": result.token_ids,
             "special": result.special,
         }

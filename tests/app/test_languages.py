@@ -58,6 +58,9 @@ def test_every_page_in_both_languages_has_no_missing_string(lang):
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
         assert MISSING not in serialized(at), page
+    at.switch_page("pages/generate.py").run()  # an encoder: the page explains, in this language
+    assert not at.exception and MISSING not in serialized(at)
+    assert words["generate.decoders_only"] in at.info[0].value
     at.switch_page("pages/views.py").run()
     at.button_group(key="view_kind").set_value("model").run()
     assert MISSING not in serialized(at)

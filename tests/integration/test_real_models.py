@@ -125,3 +125,14 @@ def test_long_input_is_truncated_and_says_so(any_model):
 def test_minilm_truncates_at_its_own_limit(minilm):
     result = analyze(minilm, "word " * 700)
     assert result.truncated and result.seq_len == minilm.max_tokens == 512
+
+
+def test_exports_and_tables_show_raw_tokens_as_characters(smollm2):
+    from viz.tables import analysis_json, tokens_table
+
+    result = analyze(smollm2, "日本語 text")
+    raw_column = tokens_table(result)["raw_token"].tolist()
+    assert raw_column[:3] == ["<E6 97>", "<A5>", "本"]  # 日 cut in two, then a whole 本
+    assert "␣text" in raw_column
+    exported = analysis_json(result).decode("utf-8")
+    assert "æĹ" not in exported and "本" in exported
