@@ -5,6 +5,8 @@ For MiniLM at T = 16..512 and SmolLM2 at T = 128..2048 tokens, one table per mod
 - forward: the bare forward pass (eager attention, weights not returned), and "fwd+attn" with
   ``output_attentions=True`` (what BertViz and naive code run), medians of 5 interleaved runs;
 - analysis: ``core.analyze`` with every statistic (layer by layer), and its overhead on each;
+  "stats" is the time spent inside the statistics alone (``Analysis.stats_seconds``), as a share
+  of the bare forward pass (the rest of the overhead is tokenizing, labels and holding weights);
 - bytes: what our head view and model view send, and BertViz's head view HTML (its JSON of
   every weight, measured exactly layer by layer; "≈" marks an extrapolation from two layers);
 - drawn: from the click on the page link to the view drawn (``data-state=drawn``) in headless
@@ -62,6 +64,7 @@ class Row:
     forward: float = 0.0
     forward_attn: float = 0.0
     analysis: float = 0.0
+    stats: float = 0.0
     ours_head_bytes: int = 0
     ours_model_bytes: int = 0
     bertviz_bytes: int = 0
@@ -107,10 +110,12 @@ def measure_compute(name: str, n_tokens: int, row: Row) -> None:
 
     def full() -> float:
         started = time.perf_counter()
-        analyze(loaded, text_of(n_tokens), max_tokens=n_tokens)
-        return time.perf_counter() - started
+        result = analyze(loaded, text_of(n_tokens), max_tokens=n_tokens)
+        elapsed = time.perf_counter() - started
+        runs["stats"].append(result.stats_seconds)
+        return elapsed
 
-    runs: dict[str, list[float]] = {"bare": [], "attn": [], "full": []}
+    runs: dict[str, list[float]] = {"bare": [], "attn": [], "full": [], "stats": []}
     for _ in range(REPEATS + 1):  # interleaved, so all see the same machine; first is warm-up
         runs["bare"].append(bare())
         runs["attn"].append(with_attentions())
@@ -118,6 +123,7 @@ def measure_compute(name: str, n_tokens: int, row: Row) -> None:
     row.forward = statistics.median(runs["bare"][1:])
     row.forward_attn = statistics.median(runs["attn"][1:])
     row.analysis = statistics.median(runs["full"][1:])
+    row.stats = statistics.median(runs["stats"][1:])
     result = analyze(loaded, text_of(n_tokens), max_tokens=n_tokens, keep_layers=[0])
     row.ours_head_bytes = encode_head_view(result, 0).size
     row.ours_model_bytes = encode_model_view(result, (0, 0)).size
@@ -355,6 +361,7 @@ def print_table(name: str, rows: list[Row], limit: float) -> None:
         "forward",
         "fwd+attn",
         "analysis (+% on each)",
+        "stats",
         "ours head+model",
         "BertViz",
         "ours/BertViz",
@@ -376,6 +383,7 @@ def print_table(name: str, rows: list[Row], limit: float) -> None:
                 f"{r.forward:.3f} s",
                 f"{r.forward_attn:.3f} s",
                 f"{r.analysis:.3f} s ({over_bare:+.0f}% / {over_attn:+.0f}%)",
+                f"{r.stats:.3f} s ({100 * r.stats / r.forward:.0f}%)",
                 f"{mb(r.ours_head_bytes)}+{mb(r.ours_model_bytes)}",
                 ("" if r.bertviz_exact else "≈") + mb(r.bertviz_bytes),
                 f"{100 * ours / r.bertviz_bytes:.2f}%",

@@ -29,8 +29,12 @@ __all__ = [
 ]
 
 
-# Above this many elements, row entropies are taken in blocks (about 256 kB of float32 each).
-_CHUNK_ELEMENTS = 1 << 16
+# Above this many elements, row entropies are taken in blocks of whole rows (about 2 MB of
+# float32 each): measured on 2 cores, 256 kB blocks spent more on per-call overhead than they
+# gained in cache hits (3.0 ms vs 2.2 ms for 12 x 512 x 512, 55 ms vs 29 ms for 9 x 2048 x 2048).
+_CHUNK_ELEMENTS = 1 << 19
+# Below this many, one fused ``entr`` call is quicker than any loop.
+_SMALL_ELEMENTS = 1 << 16
 
 
 def row_entropy(attn: Tensor) -> Tensor:
@@ -43,21 +47,23 @@ def row_entropy(attn: Tensor) -> Tensor:
     >>> row_entropy(a)  # ln 2, 0, 1.5 ln 2
     tensor([0.6931, 0.0000, 1.0397])
     """
-    if attn.dim() < 2 or attn.numel() < _CHUNK_ELEMENTS:
+    if attn.dim() < 2 or attn.numel() < _SMALL_ELEMENTS:
         # entr(x) = -x ln x with entr(0) = 0, i.e. -xlogy(x, x); one-hot rows give +0, not -0.
         return torch.special.entr(attn).sum(dim=-1)
     # Large maps (the layer-by-layer path sees n_heads x T x T at once): the same sum, taken in
-    # blocks of query rows with one scratch buffer that stays in cache, 2-3x faster than entr.
-    flat = attn.reshape(-1, attn.shape[-2], attn.shape[-1])  # (N, Q, K)
-    out = torch.empty(flat.shape[:-1], dtype=attn.dtype, device=attn.device)  # (N, Q)
-    rows = max(1, _CHUNK_ELEMENTS // (flat.shape[0] * flat.shape[-1]))
+    # blocks of rows through one scratch buffer, 2-3x faster than entr and never a full-size copy.
+    n_keys = attn.shape[-1]
+    flat = attn.reshape(-1, n_keys)  # (N * Q, K), a view when the input is contiguous
+    out = torch.empty(flat.shape[0], dtype=attn.dtype, device=attn.device)  # (N * Q,)
+    rows = max(1, _CHUNK_ELEMENTS // n_keys)
+    scratch = torch.empty(min(rows, flat.shape[0]), n_keys, dtype=attn.dtype, device=attn.device)
     tiny = torch.finfo(attn.dtype).tiny
-    for start in range(0, flat.shape[1], rows):
-        block = flat[:, start : start + rows]  # (N, r, K), a view of the input
-        scratch = block.clamp_min(tiny)  # ln(tiny) is finite, and 0 * ln(tiny) = 0
-        scratch.log_().mul_(block)  # x ln x, in the scratch buffer only
-        torch.sum(scratch, dim=-1, out=out[:, start : start + rows])
-    # -(x ln x) summed; adding 0.0 turns the -0.0 of a one-hot row into +0.0.
+    for start in range(0, flat.shape[0], rows):
+        block = flat[start : start + rows]  # (r, K), a view of the input
+        buf = scratch[: block.shape[0]]
+        torch.clamp_min(block, tiny, out=buf)  # ln(tiny) is finite, and 0 * ln(tiny) = 0
+        buf.log_().mul_(block)  # x ln x, in the scratch buffer only
+        torch.sum(buf, dim=-1, out=out[start : start + rows])
     return out.neg_().add_(0.0).reshape(attn.shape[:-1])
 
 

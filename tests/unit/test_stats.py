@@ -126,3 +126,26 @@ def test_visible_keys_and_max_entropy():
     assert stats.visible_keys(4, causal=False).tolist() == [4, 4, 4, 4]
     assert stats.max_entropy(1) == 0.0
     assert stats.max_entropy(8) == pytest.approx(math.log(8))
+
+
+def test_blocked_row_entropy_on_large_maps_equals_the_direct_sum():
+    """Large maps take the blocked path (several blocks, the last one short); its values must
+    be those of the plain formula, with zeros (causal mask, one-hot rows) counting 0, and the
+    input left untouched."""
+    n_keys = 700
+    rows = 3 * n_keys  # (3, 700, 700): 1.47M weights, several blocks of whole rows
+    assert 3 * n_keys * n_keys > 2 * stats._CHUNK_ELEMENTS
+    assert rows % (stats._CHUNK_ELEMENTS // n_keys) != 0  # the last block is short
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, n_keys, n_keys, generator=gen) * 4
+    causal = torch.ones(n_keys, n_keys).triu(1).bool()
+    attn = torch.softmax(logits.masked_fill(causal, float("-inf")), dim=-1)  # (3, T, T)
+    attn[1, 5] = torch.nn.functional.one_hot(torch.tensor(3), n_keys).float()
+    before = attn.clone()
+    got = stats.row_entropy(attn)
+    wanted = torch.special.entr(attn.double()).sum(dim=-1)  # float64 reference
+    assert got.shape == (3, n_keys)
+    assert torch.allclose(got.double(), wanted, atol=1e-5)
+    assert got[0, 0].item() == 0.0 and got[1, 5].item() == 0.0  # one key seen, one-hot row
+    assert not torch.signbit(got).any()  # +0, never -0
+    assert torch.equal(attn, before)
