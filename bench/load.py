@@ -14,27 +14,15 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from bench.appserver import launch_chromium, start_app
+
 WORDS = (
     "alpha",
     "bravo",
@@ -74,12 +62,6 @@ class LoadResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _rss_mb(pid: int) -> float:
     import psutil
 
@@ -110,36 +92,13 @@ def run_load(sessions: int, *, max_concurrent: int = 2, browser=None) -> LoadRes
     from core import analyze, load_model
 
     result = LoadResult()
-    port = _free_port()
-    log_path = Path(tempfile.mkdtemp()) / "server.log"
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "ATTNSCOPE_MAX_CONCURRENT": str(max_concurrent),
-    }
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-                "--server.fileWatcherType",
-                "none",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    server = start_app(
+        Path(tempfile.mkdtemp()) / "server.log",
+        timeout=120,
+        HF_HUB_OFFLINE="1",
+        ATTNSCOPE_MAX_CONCURRENT=str(max_concurrent),
+    )
+    url = server.url
     peak = [0.0]
     done = threading.Event()
 
@@ -151,23 +110,13 @@ def run_load(sessions: int, *, max_concurrent: int = 2, browser=None) -> LoadRes
 
     sampler = threading.Thread(target=sample, daemon=True)
     try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)
         sampler.start()
         loaded = load_model("minilm")
         with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as stack:
             broken = broken_model_folder(Path(scratch))
             if browser is None:
                 playwright = stack.enter_context(sync_playwright())
-                browser = playwright.chromium.launch(
-                    executable_path=os.environ.get("ATTNSCOPE_CHROMIUM", "/usr/bin/chromium"),
-                    args=CHROMIUM_ARGS,
-                )
+                browser = launch_chromium(playwright)
                 stack.callback(browser.close)
             pages = []
             for i in range(sessions + 1):
@@ -215,10 +164,9 @@ def run_load(sessions: int, *, max_concurrent: int = 2, browser=None) -> LoadRes
             result.broken_model_message = bad.locator("[data-testid=stAlert]").first.inner_text()
     finally:
         done.set()
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
     result.peak_rss_mb = peak[0]
-    result.weight_loads = log_path.read_text().count(MINILM_WEIGHTS)
+    result.weight_loads = server.log.read_text().count(MINILM_WEIGHTS)
     return result
 
 

@@ -24,26 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from bench.appserver import ROOT, launch_chromium, start_app
+
 PLAN = {"minilm": (16, 64, 128, 256, 512), "smollm2": (128, 512, 1024, 2048)}
 TITLES = {"minilm": "all-MiniLM-L6-v2 (encoder)", "smollm2": "SmolLM2-135M-Instruct (decoder)"}
 CAPTIONS = {"minilm": "BERT encoder, 6 layers", "smollm2": "Llama-family decoder, 30 layers"}
@@ -218,46 +208,14 @@ def peak_rss(snippet: str, name: str, n_tokens: int, timeout: float) -> dict | N
 # --- the browser ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class App:
     """``streamlit run app.py`` on loopback, driven by Playwright in Debian's Chromium."""
 
     def __init__(self, browser) -> None:
-        self.port = _free_port()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(self.port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-                "--server.fileWatcherType",
-                "none",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.server = start_app(
+            Path(tempfile.mkdtemp()) / "server.log", HF_HUB_OFFLINE="1", timeout=120
         )
-        url = f"http://127.0.0.1:{self.port}"
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)
+        url = self.server.url
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
         self.page.goto(url)
         self.page.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
@@ -309,8 +267,7 @@ class App:
 
     def close(self) -> None:
         self.page.close()
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        self.server.stop()
 
 
 def time_bertviz(browser, name: str, n_tokens: int, limit: float, row: Row) -> None:
@@ -413,10 +370,7 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=os.environ.get("ATTNSCOPE_CHROMIUM", "/usr/bin/chromium"),
-            args=CHROMIUM_ARGS,
-        )
+        browser = launch_chromium(playwright)
         app = App(browser)
         try:
             for name in args.models:
