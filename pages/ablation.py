@@ -9,7 +9,6 @@ import torch
 
 from core.ablation import ablation_effect, rank_heads
 from pages import common
-from viz import to_csv_bytes
 from viz.deeper import ablation_table, importance_heatmap, ranking_frame
 
 HEADS_WIDGET = "ablation_heads"
@@ -100,10 +99,4 @@ if stored and stored[0] == id(result):
     st.caption(tr("ablation.took", seconds=f"{ranking.seconds:.1f}"))
     st.plotly_chart(importance_heatmap(ranking, lang=lang), key="importance")
     table = ranking_frame(ranking, lang=lang)
-    st.dataframe(table, hide_index=True)
-    st.download_button(
-        tr("ablation.download"),
-        to_csv_bytes(table),
-        file_name="head_importance.csv",
-        mime="text/csv",
-    )
+    common.table_with_csv(table, tr("ablation.download"), "head_importance.csv")

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 
+import pandas as pd
 import streamlit as st
 
 from core import (
@@ -37,6 +38,7 @@ from core.settings import Settings, check_request, load_settings
 from core.words import word_analysis
 from viz.attention_view import view_assets
 from viz.figures import escape_markdown
+from viz.tables import to_csv_bytes
 
 _log = logging.getLogger("attnscope")
 
@@ -501,6 +503,17 @@ def run(request: Request) -> None:
 
 
 # --- what every page shows ------------------------------------------------------------------------
+
+
+def csv_download(label: str, table: pd.DataFrame, file_name: str) -> None:
+    """A button that downloads ``table`` as CSV."""
+    st.download_button(label, to_csv_bytes(table), file_name=file_name, mime="text/csv")
+
+
+def table_with_csv(table: pd.DataFrame, label: str, file_name: str) -> None:
+    """``table`` on the page and, under it, the button that downloads it as CSV."""
+    st.dataframe(table, hide_index=True)
+    csv_download(label, table, file_name)
 
 
 def current_result() -> Analysis | None:

@@ -9,7 +9,6 @@ from core.compare import compare
 from core.errors import AttnScopeError, InputError
 from core.head_stats import HEAD_METRICS
 from pages import common
-from viz import to_csv_bytes
 from viz.deeper import METRIC_KEYS, changes_table, difference_heatmap
 
 TEXT_WIDGET = "compare_text"
@@ -90,7 +89,4 @@ if stored and stored[0] == id(result):
         ),
     )
     table = changes_table(comparison, metric, lang=lang)
-    st.dataframe(table, hide_index=True)
-    st.download_button(
-        tr("compare.download"), to_csv_bytes(table), file_name="head_changes.csv", mime="text/csv"
-    )
+    common.table_with_csv(table, tr("compare.download"), "head_changes.csv")

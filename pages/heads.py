@@ -5,7 +5,6 @@ import streamlit as st
 
 from core.head_stats import HEAD_METRICS, HeadStats
 from pages import common
-from viz import to_csv_bytes
 from viz.deeper import (
     METRIC_DEFINITION_KEYS,
     METRIC_KEYS,
@@ -37,10 +36,7 @@ metric = st.selectbox(
 st.caption(f"{tr(METRIC_DEFINITION_KEYS[metric])} — {HEAD_METRICS[metric].reference}")
 st.plotly_chart(metric_heatmap(stats, metric, lang=lang), key="head_metric_heatmap")
 table = head_stats_frame(stats, lang=lang)
-st.dataframe(table, hide_index=True)
-st.download_button(
-    tr("heads.download"), to_csv_bytes(table), file_name="head_statistics.csv", mime="text/csv"
-)
+common.table_with_csv(table, tr("heads.download"), "head_statistics.csv")
 with st.expander(tr("heads.patterns")):
     st.markdown(tr("heads.patterns_text"))
     st.dataframe(pattern_rules_frame(lang=lang), hide_index=True)

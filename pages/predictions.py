@@ -5,7 +5,6 @@ import streamlit as st
 
 from core.predictions import logit_lens, next_token_predictions
 from pages import common
-from viz import to_csv_bytes
 from viz.deeper import logit_lens_frame, logit_lens_heatmap, predictions_frame
 
 TOP_K_WIDGET = "predict_top_k"
@@ -36,17 +35,11 @@ _, preds, lens = st.session_state[common.PREDICTIONS_KEY]
 st.subheader(tr("predict.next_tokens"))
 st.caption(tr("predict.next_caption"))
 table = predictions_frame(preds, lang=lang)
-st.dataframe(table, hide_index=True)
-st.download_button(
-    tr("predict.download_next"), to_csv_bytes(table), file_name="predictions.csv", mime="text/csv"
-)
+common.table_with_csv(table, tr("predict.download_next"), "predictions.csv")
 
 st.subheader(tr("predict.lens"))
 st.caption(tr("predict.lens_caption"))
 st.plotly_chart(logit_lens_heatmap(lens, lang=lang), key="logit_lens")
-st.download_button(
-    tr("predict.download_lens"),
-    to_csv_bytes(logit_lens_frame(lens, lang=lang)),
-    file_name="logit_lens.csv",
-    mime="text/csv",
+common.csv_download(
+    tr("predict.download_lens"), logit_lens_frame(lens, lang=lang), "logit_lens.csv"
 )
