@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.appserver import launch_chromium, start_app
+from core.i18n import t as translate
 
 WORDS = (
     "alpha",
@@ -59,7 +60,40 @@ class LoadResult:
     broken_model_message: str = ""
     weight_loads: int = 0
     peak_rss_mb: float = 0.0
+    server_cpu_s: float = 0.0  # CPU the server spent from the clicks to the last drawn result
+    phase_s: float = 0.0  # wall time from the first click to the last drawn result
     errors: list[str] = field(default_factory=list)
+    waited: list[bool] = field(default_factory=list)  # shown the "waiting for a slot" notice
+
+
+FIRST_LABEL = "1: Session"  # every session text starts "Session ..." (after [CLS])
+# The English notice of a request queued behind the server's analysis slots, up to its numbers.
+WAITING_TEXT = translate("run.waiting", "en", ahead=0, running=0).split("(")[0].strip()
+# In the page itself, so that every session is timed on its own (waiting for the pages one after
+# another from here would give the later ones the earlier ones' time): ``__attnscopeWaited`` once
+# the waiting notice appears, ``__attnscopeDrawnAt`` (ms since the epoch) once the heatmap shows
+# the session's first token label.
+WATCH_PAGE = """([waiting, label]) => {
+  window.__attnscopeWaited = false;
+  window.__attnscopeDrawnAt = null;
+  const look = () => {
+    if (document.body.textContent.includes(waiting)) window.__attnscopeWaited = true;
+    if (window.__attnscopeDrawnAt === null && [
+      ...document.querySelectorAll('.js-plotly-plot g.xtick text'),
+    ].some(e => e.textContent === label)) window.__attnscopeDrawnAt = Date.now();
+  };
+  new MutationObserver(look).observe(document.body, {
+    subtree: true, childList: true, characterData: true,
+  });
+}"""
+
+
+def _cpu_s(pid: int) -> float:
+    import psutil
+
+    process = psutil.Process(pid)
+    times = [p.cpu_times() for p in [process, *process.children(recursive=True)]]
+    return sum(t.user + t.system for t in times)
 
 
 def _rss_mb(pid: int) -> float:
@@ -139,20 +173,24 @@ def run_load(sessions: int, *, max_concurrent: int = 2, browser=None) -> LoadRes
                 text.fill(session_text(i))
                 text.press("Control+Enter")
             pages[0].wait_for_timeout(1000)  # every text committed before the first click
+            for page in pages[:-1]:
+                page.evaluate(WATCH_PAGE, [WAITING_TEXT, FIRST_LABEL])
             started = {}
+            cpu_before = _cpu_s(server.pid)
             for i, page in enumerate(pages):  # all requests go in together
                 page.get_by_role("button", name="Analyze").click(no_wait_after=True)
-                started[i] = time.perf_counter()
+                started[i] = time.time()  # the page's Date.now() reads the same clock
             for i, page in enumerate(pages[:-1]):
                 if DEBUG_DIR:
                     page.screenshot(path=f"{DEBUG_DIR}/session-{i}.png")
                 page.wait_for_function(
                     "t => [...document.querySelectorAll('.js-plotly-plot g.xtick text')]"
                     ".some(e => e.textContent === t)",
-                    arg="1: Session",
+                    arg=FIRST_LABEL,
                     timeout=LOAD_TIMEOUT_MS,
                 )
-                result.latencies.append(time.perf_counter() - started[i])
+                drawn_at = page.evaluate("() => window.__attnscopeDrawnAt") or time.time() * 1000
+                result.latencies.append(drawn_at / 1000 - started[i])
                 shown = page.evaluate(READ_PLOT)
                 expected = analyze(loaded, session_text(i))
                 tokens_ok = shown["x"] == [f"{j}: {t}" for j, t in enumerate(expected.tokens)]
@@ -160,6 +198,9 @@ def run_load(sessions: int, *, max_concurrent: int = 2, browser=None) -> LoadRes
                 result.correct.append(
                     tokens_ok and torch.allclose(weights, expected.head(0, 0), atol=1e-5)
                 )
+                result.waited.append(page.evaluate("() => window.__attnscopeWaited === true"))
+            result.server_cpu_s = _cpu_s(server.pid) - cpu_before
+            result.phase_s = max(result.latencies) + started[0] - min(started.values())
             bad.locator("[data-testid=stAlert]").first.wait_for(timeout=300_000)
             result.broken_model_message = bad.locator("[data-testid=stAlert]").first.inner_text()
     finally:
@@ -177,7 +218,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = run_load(args.sessions, max_concurrent=args.max_concurrent)
     latencies = sorted(result.latencies)
-    quantile = statistics.quantiles(latencies, n=10) if len(latencies) > 1 else latencies * 9
+    quantile = (
+        statistics.quantiles(latencies, n=10, method="inclusive")
+        if len(latencies) > 1
+        else latencies * 9
+    )
     print(
         f"\nLoad: {args.sessions} sessions at once (+1 asking for a broken model), "
         f"{args.max_concurrent} analyses at a time"
@@ -189,8 +234,13 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"  sessions with their own correct result: {sum(result.correct)} of {len(result.correct)}"
     )
+    print(f"  sessions shown the waiting notice: {sum(result.waited)} of {len(result.waited)}")
     print(f"  model weights loaded: {result.weight_loads} time(s)")
     print(f"  server peak RSS: {result.peak_rss_mb:.0f} MB")
+    print(
+        f"  server CPU from the clicks to the last result: {result.server_cpu_s:.1f} s "
+        f"in {result.phase_s:.1f} s on {os.cpu_count()} cores (the rest: the browsers)"
+    )
     print(f"  broken-model session: {result.broken_model_message[:100]!r}")
     print(f"  page errors: {len(result.errors)}")
 
