@@ -10,7 +10,6 @@ removed, even when the forward pass fails.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -22,6 +21,7 @@ from torch import Tensor, nn
 
 from core import stats
 from core.errors import UnsupportedModelError
+from core.hooks import HookSet
 
 if TYPE_CHECKING:
     from core.models import LoadedModel
@@ -88,15 +88,9 @@ def capture_attention(
     recomputing one early layer does not pay for the layers above it.
     """
     modules, index = attention_modules(model)
-    handles = []
-    # A cached model is shared by every session (one thread each): read only this thread's
-    # forward passes, or two sessions analysing at once would get each other's weights.
-    owner = threading.get_ident()
 
     def make_hook(layer: int) -> Callable[..., None]:
         def hook(module: nn.Module, args: object, output: object) -> None:
-            if threading.get_ident() != owner:
-                return
             weights = output[index] if isinstance(output, tuple | list) else None
             if weights is None:
                 raise UnsupportedModelError("error.no_attention_layer", layer=layer)
@@ -106,14 +100,14 @@ def capture_attention(
 
         return hook
 
-    try:
+    # HookSet removes the hooks whatever happens, and runs them only for this thread's forward
+    # passes: a cached model is shared by every session, and two sessions analysing at once
+    # must not get each other's weights.
+    with HookSet() as hooks:
         for layer, module in enumerate(modules):
-            handles.append(module.register_forward_hook(make_hook(layer)))
+            hooks.forward(module, make_hook(layer))
         with suppress(_StopForward):
             yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @dataclass(frozen=True, eq=False)
