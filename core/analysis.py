@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -259,6 +259,12 @@ class Analysis:
     def held_layers(self) -> tuple[int, ...]:
         """The layers whose full weights this analysis holds."""
         return tuple(i for i, w in enumerate(self.layer_weights) if w is not None)
+
+    def holding(self, weights: Mapping[int, Tensor]) -> Analysis:
+        """This analysis with the full weights in ``weights`` (layer -> ``(n_heads, T, T)``)
+        held too; ``self`` is not changed."""
+        held = tuple(weights.get(i, w) for i, w in enumerate(self.layer_weights))
+        return replace(self, layer_weights=held)
 
     def layer(self, layer: int) -> Tensor:
         """All heads of one layer, ``(n_heads, query_pos, key_pos)``."""
@@ -625,6 +631,4 @@ def with_layers(loaded: LoadedModel, result: Analysis, layers: Sequence[int]) ->
     missing = [layer for layer in layers if result.layer_weights[layer] is None]
     if not missing:
         return result
-    got = recompute_layers(loaded, model_inputs(result), missing)
-    weights = tuple(got.get(i, w) for i, w in enumerate(result.layer_weights))
-    return replace(result, layer_weights=weights)
+    return result.holding(recompute_layers(loaded, model_inputs(result), missing))

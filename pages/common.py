@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import pandas as pd
@@ -610,21 +610,27 @@ def _remember_in(store_key: str, key: object, value: object) -> None:
 def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
     """``result`` holding the weights of ``layers``: long inputs keep statistics only, so a
     layer on screen is recomputed (a forward pass that stops after it) and kept for a while."""
-    store = st.session_state.setdefault(LAYER_CACHE_KEY, {})
     missing = [layer for layer in layers if result.layer_weights[layer] is None]
     if not missing:
         return result
-    if all(layer in store for layer in missing):
-        weights = tuple(store.get(i, w) for i, w in enumerate(result.layer_weights))
-        return replace(result, layer_weights=weights)
+    store = st.session_state.setdefault(LAYER_CACHE_KEY, {})
+    # Keyed by what a recomputation reads (model and inputs), so that two analyses of a session
+    # (the Compare page holds a second one) never get each other's weights.
+    source = (result.model_name, result.token_ids, result.token_type_ids)
+    result = result.holding(
+        {layer: store[source, layer] for layer in missing if (source, layer) in store}
+    )
+    still = [layer for layer in missing if result.layer_weights[layer] is None]
+    if not still:
+        return result
     request: Request | None = st.session_state.get(REQUEST_KEY)
     device = request.device if request else None
-    label = tr("run.recomputing", layers=", ".join(map(str, missing)))
+    label = tr("run.recomputing", layers=", ".join(map(str, still)))
     with heavy_work(), st.spinner(label):
         model = get_model(result.model_name, device)
-        fuller = with_layers(model, result, missing)
-    for layer in missing:
-        _remember_in(LAYER_CACHE_KEY, layer, fuller.layer_weights[layer])
+        fuller = with_layers(model, result, still)
+    for layer in still:
+        _remember_in(LAYER_CACHE_KEY, (source, layer), fuller.layer_weights[layer])
     return fuller
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -61,3 +62,14 @@ def test_input_tensor_is_not_modified():
     before = attn.clone()
     Analysis.from_attentions(attn, ["a", "b", "c"], kind="encoder")
     assert torch.equal(attn, before)
+
+
+def test_holding_adds_the_given_layers_and_leaves_the_original_alone():
+    attn = torch.cat([two_head_layer(), two_head_layer().flip(-1)])  # (2, 2, 3, 3)
+    full = Analysis.from_attentions(attn, ["a", "b", "c"], kind="encoder")
+    bare = replace(full, layer_weights=(None, None))  # statistics only, as for a long input
+    assert bare.held_layers == ()
+    one = bare.holding({1: attn[1]})
+    assert one.held_layers == (1,) and torch.equal(one.layer(1), attn[1])
+    assert bare.held_layers == ()  # a new analysis; the original still holds nothing
+    assert torch.equal(one.head_entropy, full.head_entropy)  # statistics carried over
