@@ -45,9 +45,9 @@ if st.button(tr("compare.run"), key=RUN_BUTTON, type="primary"):
             )
             key = f"{model.name}|{model.source}|{model.device}"
             other = common.get_analysis(model, key, text_b, result.pair, result.max_tokens)
-            longest = max(result.seq_len, other.seq_len)
-            if result.n_layers * result.n_heads * longest**2 * 4 > DEFAULT_KEEP_BYTES:
-                raise InputError("error.compare_too_long", tokens=longest)
+            for r in (result, other):  # each by its own model's size: model B may be larger
+                if r.n_layers * r.n_heads * r.seq_len**2 * 4 > DEFAULT_KEEP_BYTES:
+                    raise InputError("error.compare_too_long", tokens=r.seq_len)
             both = [common.ensure_layers(r, list(range(r.n_layers))) for r in (result, other)]
             comparison = compare(*both)
     except (AttnScopeError, ValueError) as error:

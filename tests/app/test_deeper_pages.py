@@ -125,6 +125,23 @@ def test_compare_page(app, minilm):
     assert table.iloc[0]["change (B − A)"] == pytest.approx(first.change, abs=1e-6)
 
 
+def test_compare_refuses_inputs_too_long_to_hold(app, smollm2):
+    """Comparing holds every layer of both texts: ~800 SmolLM2 tokens (30 x 9 x 800² floats,
+    about 690 MB each) is refused with the message, and nothing is compared."""
+    app.sidebar.number_input(key="max_tokens").set_value(1024).run()
+    analyze_in_app(app, "a long decoder input " * 200, model="smollm2")
+    app.switch_page("pages/compare.py").run()
+    app.text_area(key="compare_text").set_value("another long decoder input " * 160)
+    app.button(key="compare_run").click().run()
+    assert not app.exception
+    tokens = app.session_state["result"].seq_len
+    assert tokens > 700
+    assert any(
+        t("error.compare_too_long", "en", tokens=tokens) in error.value for error in app.error
+    ), [error.value for error in app.error]
+    assert "comparison" not in app.session_state or not app.session_state["comparison"]
+
+
 def test_generate_page_streams_and_replays(app, smollm2):
     app.sidebar.selectbox(key="model_choice").set_value("smollm2").run()
     app.switch_page("pages/generate.py").run()
