@@ -19,7 +19,7 @@ from core.generate import GenerationStep
 from core.head_stats import HEAD_METRICS, PATTERN_THRESHOLDS, HeadMetric, HeadPattern, HeadStats
 from core.i18n import DEFAULT_LANG, Lang, t
 from core.predictions import LogitLens, NextTokenPredictions
-from viz.figures import axis_labels, plotly_safe
+from viz.figures import MARGIN, axis_labels, grid_layout, head_axes, plotly_safe, square_layout
 from viz.tables import localized
 
 __all__ = [
@@ -81,26 +81,6 @@ PATTERN_KEYS: dict[HeadPattern, str] = {
     "positional-local": "pattern.local",
     "mixed": "pattern.mixed",
 }
-_MARGIN = {"l": 10, "r": 10, "t": 50, "b": 10}
-
-
-def _grid_layout(fig: go.Figure, n_layers: int, title: str) -> go.Figure:
-    fig.update_layout(
-        title={"text": title},
-        height=int(min(1000, max(320, 120 + 28 * n_layers))),
-        margin=_MARGIN,
-        yaxis={"autorange": "reversed"},
-    )
-    return fig
-
-
-def _head_axes(n_layers: int, n_heads: int, lang: Lang) -> tuple[list[str], list[str]]:
-    return (
-        [t("common.head_n", lang, head=h) for h in range(n_heads)],
-        [t("common.layer_n", lang, layer=layer) for layer in range(n_layers)],
-    )
-
-
 # --- head statistics ------------------------------------------------------------------------------
 
 
@@ -108,7 +88,7 @@ def metric_heatmap(stats: HeadStats, metric: HeadMetric, *, lang: Lang = DEFAULT
     """Layer x head heatmap of one metric; hovering shows the head's pattern label too."""
     values = stats.metric(metric).numpy().astype(np.float32)  # (L, H)
     patterns = [[t(PATTERN_KEYS[p], lang) for p in row] for row in stats.patterns]
-    x, y = _head_axes(stats.n_layers, stats.n_heads, lang)
+    x, y = head_axes(stats.n_layers, stats.n_heads, lang)
     name = t(METRIC_KEYS[metric], lang)
     fig = go.Figure(
         go.Heatmap(
@@ -122,7 +102,7 @@ def metric_heatmap(stats: HeadStats, metric: HeadMetric, *, lang: Lang = DEFAULT
             hovertemplate="%{y}, %{x}<br>" + name + " %{z:.4f}<br>%{customdata}<extra></extra>",
         )
     )
-    return _grid_layout(fig, stats.n_layers, t("heads.heatmap_title", lang, metric=name))
+    return grid_layout(fig, stats.n_layers, t("heads.heatmap_title", lang, metric=name))
 
 
 def head_stats_frame(stats: HeadStats, *, lang: Lang = DEFAULT_LANG) -> pd.DataFrame:
@@ -169,7 +149,7 @@ def ablation_table(effect: AblationEffect, *, lang: Lang = DEFAULT_LANG) -> pd.D
 def importance_heatmap(ranking: HeadRanking, *, lang: Lang = DEFAULT_LANG) -> go.Figure:
     """Layer x head importance (KL or 1 - cosine); heads not ablated yet stay blank."""
     values = ranking.importance.numpy().astype(np.float64)  # (L, H), NaN where not done
-    x, y = _head_axes(values.shape[0], values.shape[1], lang)
+    x, y = head_axes(values.shape[0], values.shape[1], lang)
     name = t("ablation.metric_kl" if ranking.metric == "kl" else "ablation.metric_cos", lang)
     fig = go.Figure(
         go.Heatmap(
@@ -182,7 +162,7 @@ def importance_heatmap(ranking: HeadRanking, *, lang: Lang = DEFAULT_LANG) -> go
             hovertemplate="%{y}, %{x}<br>" + name + " %{z:.5f}<extra></extra>",
         )
     )
-    return _grid_layout(fig, values.shape[0], t("ablation.heatmap_title", lang, metric=name))
+    return grid_layout(fig, values.shape[0], t("ablation.heatmap_title", lang, metric=name))
 
 
 def ranking_frame(ranking: HeadRanking, *, lang: Lang = DEFAULT_LANG) -> pd.DataFrame:
@@ -245,7 +225,7 @@ def logit_lens_heatmap(lens: LogitLens, *, lang: Lang = DEFAULT_LANG) -> go.Figu
     fig.update_layout(
         title={"text": t("predict.lens_title", lang)},
         height=int(min(1400, max(360, 120 + 24 * probs.shape[0]))),
-        margin=_MARGIN,
+        margin=MARGIN,
         yaxis={"autorange": "reversed"},
         xaxis={"side": "top", "tickangle": -60},
     )
@@ -301,14 +281,7 @@ def difference_heatmap(
             + "<extra></extra>",
         )
     )
-    fig.update_layout(
-        title={"text": title},
-        height=int(min(900, max(420, 220 + 14 * len(labels)))),
-        margin=_MARGIN,
-        xaxis={"side": "top", "tickangle": -60},
-        yaxis={"autorange": "reversed"},
-    )
-    return fig
+    return square_layout(fig, len(labels), title, lang)
 
 
 def changes_table(
@@ -362,7 +335,7 @@ def step_attention_heatmap(
     fig.update_layout(
         title={"text": title},
         height=int(max(300, 120 + 26 * z.shape[0])),
-        margin=_MARGIN,
+        margin=MARGIN,
         xaxis={"side": "top", "tickangle": -60},
         yaxis={"autorange": "reversed"},
     )
@@ -378,7 +351,7 @@ def step_mean_chart(
     fig.update_layout(
         title={"text": t("generate.mean_title", lang, layer=layer)},
         height=320,
-        margin=_MARGIN,
+        margin=MARGIN,
         yaxis={"title": {"text": t("heatmap.weight", lang)}, "rangemode": "tozero"},
         xaxis={"tickangle": -60},
     )

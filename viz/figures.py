@@ -17,14 +17,18 @@ from core.i18n import DEFAULT_LANG, Lang, t
 from core.stats import max_entropy
 
 __all__ = [
+    "MARGIN",
     "attention_heatmap",
     "axis_labels",
     "entropy_heatmap",
     "escape_markdown",
+    "grid_layout",
+    "head_axes",
     "head_heatmap",
     "layer_entropy_chart",
     "layer_heatmap",
     "plotly_safe",
+    "square_layout",
 ]
 
 # Beyond this many tokens every tick label cannot be read anyway; Plotly then thins them itself.
@@ -63,12 +67,16 @@ def axis_labels(tokens: tuple[str, ...] | list[str]) -> list[str]:
     return [f"{i}: {plotly_safe(token)}" for i, token in enumerate(tokens)]
 
 
-def _square_layout(fig: go.Figure, seq_len: int, title: str, lang: Lang) -> go.Figure:
+MARGIN = {"l": 10, "r": 10, "t": 50, "b": 10}
+
+
+def square_layout(fig: go.Figure, seq_len: int, title: str, lang: Lang) -> go.Figure:
+    """Layout of a query x key heatmap: keys along the top, queries down, long axes thinned."""
     side = int(min(900, max(420, 220 + 14 * seq_len)))
     fig.update_layout(
         title={"text": plotly_safe(title)},
         height=side,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        margin=MARGIN,
         xaxis={"title": {"text": t("heatmap.key_axis", lang)}, "side": "top", "tickangle": -60},
         yaxis={"title": {"text": t("heatmap.query_axis", lang)}, "autorange": "reversed"},
     )
@@ -76,6 +84,25 @@ def _square_layout(fig: go.Figure, seq_len: int, title: str, lang: Lang) -> go.F
         fig.update_xaxes(nticks=_MAX_TICKS // 2)
         fig.update_yaxes(nticks=_MAX_TICKS // 2)
     return fig
+
+
+def grid_layout(fig: go.Figure, n_layers: int, title: str) -> go.Figure:
+    """Layout of a layer x head heatmap: layer 0 on top, a row's height per layer."""
+    fig.update_layout(
+        title={"text": title},
+        height=int(min(1000, max(320, 120 + 28 * n_layers))),
+        margin=MARGIN,
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def head_axes(n_layers: int, n_heads: int, lang: Lang) -> tuple[list[str], list[str]]:
+    """Labels of a layer x head grid: heads along x, layers along y."""
+    return (
+        [t("common.head_n", lang, head=h) for h in range(n_heads)],
+        [t("common.layer_n", lang, layer=layer) for layer in range(n_layers)],
+    )
 
 
 def attention_heatmap(
@@ -98,7 +125,7 @@ def attention_heatmap(
             + "<extra></extra>",
         )
     )
-    return _square_layout(fig, len(tokens), title, lang)
+    return square_layout(fig, len(tokens), title, lang)
 
 
 def head_heatmap(
@@ -123,11 +150,12 @@ def entropy_heatmap(
     z = values.numpy().astype(np.float32)
     upper = 1.0 if normalized else max_entropy(result.seq_len)
     name = t("entropy.name_normalized" if normalized else "entropy.name", lang)
+    x, y = head_axes(result.n_layers, result.n_heads, lang)
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=[t("common.head_n", lang, head=h) for h in range(result.n_heads)],
-            y=[t("common.layer_n", lang, layer=layer) for layer in range(result.n_layers)],
+            x=x,
+            y=y,
             colorscale="Viridis",
             zmin=0.0,
             zmax=upper,
@@ -136,13 +164,7 @@ def entropy_heatmap(
             hovertemplate="%{y}, %{x}<br>" + name + " %{z:.4f}<extra></extra>",
         )
     )
-    fig.update_layout(
-        title={"text": t("entropy.title", lang, name=name)},
-        height=int(min(1000, max(320, 120 + 28 * result.n_layers))),
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        yaxis={"autorange": "reversed"},
-    )
-    return fig
+    return grid_layout(fig, result.n_layers, t("entropy.title", lang, name=name))
 
 
 def layer_entropy_chart(result: Analysis, *, lang: Lang = DEFAULT_LANG) -> go.Figure:
