@@ -103,7 +103,7 @@ def key_share(attn: Tensor, keys: Tensor) -> Tensor:
     >>> key_share(a, torch.tensor([False, False, True]))  # (0 + 1 + 0.5) / 3
     tensor(0.5000)
     """
-    return (attn * keys.to(attn.dtype)).sum(dim=-1).mean(dim=-1)
+    return (attn * keys.to(attn.device, attn.dtype)).sum(dim=-1).mean(dim=-1)
 
 
 def first_token_share(attn: Tensor) -> Tensor:
@@ -325,7 +325,8 @@ class HeadStats:
                 f"attentions must be (L, H, T, T) with T = {len(tokens)} tokens, "
                 f"got {tuple(attn.shape)}"
             )
-        return cls.from_metrics(_metric_values(attn, tokens, causal, special), thresholds)
+        masks = _KeyMasks.of(tokens, special)
+        return cls.from_metrics(_metric_values(attn, masks, causal), thresholds)
 
     @classmethod
     def from_metrics(
@@ -368,12 +369,11 @@ class HeadStats:
         from core.streaming import capture_attention, model_inputs_to_device
 
         per_layer: list[dict[HeadMetric, Tensor]] = []
+        masks = _KeyMasks.of(analysis.tokens, analysis.special)  # once, not once per layer
 
         def on_layer(layer: int, weights: Tensor) -> None:
             attn = weights.float().unsqueeze(0)  # (1, H, T, T)
-            per_layer.append(
-                _metric_values(attn, analysis.tokens, analysis.causal, analysis.special)
-            )
+            per_layer.append(_metric_values(attn, masks, analysis.causal))
 
         with torch.inference_mode(), capture_attention(loaded.model, on_layer):
             loaded.model.base_model(**model_inputs_to_device(loaded, model_inputs(analysis)))
@@ -414,28 +414,42 @@ class HeadStats:
         ]
 
 
-def _metric_values(
-    attn: Tensor, tokens: Sequence[str], causal: bool, special: Sequence[bool] | None
-) -> dict[HeadMetric, Tensor]:
+@dataclass(frozen=True)
+class _KeyMasks:
+    """Which key positions count for the [CLS], [SEP] and punctuation shares, each ``(T,)``."""
+
+    first_special: Tensor  # the first token, when it is a special token ([CLS], <s>)
+    other_special: Tensor  # every other special token ([SEP], </s>)
+    punctuation: Tensor
+
+    @classmethod
+    def of(cls, tokens: Sequence[str], special: Sequence[bool] | None) -> _KeyMasks:
+        seq_len = len(tokens)
+        flags = torch.tensor(
+            list(special) if special is not None else [False] * seq_len, dtype=torch.bool
+        )  # (T,)
+        first_special = torch.zeros(seq_len, dtype=torch.bool)
+        first_special[0] = bool(flags[0])
+        return cls(
+            first_special=first_special,
+            other_special=flags & ~first_special,
+            punctuation=punctuation_positions(tokens, flags.tolist()),
+        )
+
+
+def _metric_values(attn: Tensor, masks: _KeyMasks, causal: bool) -> dict[HeadMetric, Tensor]:
     """Every metric of ``attn`` ``(L, H, T, T)``, each ``(L, H)``."""
-    seq_len = attn.shape[-1]
-    flags = torch.tensor(
-        list(special) if special is not None else [False] * seq_len, dtype=torch.bool
-    )  # (T,)
-    first_special = torch.zeros(seq_len, dtype=torch.bool)
-    first_special[0] = bool(flags[0])
-    other_special = flags & ~first_special  # (T,)
-    punctuation = punctuation_positions(tokens, flags.tolist())  # (T,)
+    rows = stats.row_entropy(attn)  # (L, H, T): the costly part, taken once for both entropies
     metrics: dict[HeadMetric, Tensor] = {
-        "entropy": stats.head_entropy(attn),
-        "normalized_entropy": stats.normalized_head_entropy(attn, causal=causal),
+        "entropy": rows.mean(dim=-1),
+        "normalized_entropy": stats.normalize_row_entropy(rows, causal=causal).mean(dim=-1),
         "confidence": confidence(attn),
         "mean_distance": mean_distance(attn),
         "first_token": first_token_share(attn),
-        "cls": key_share(attn, first_special),
-        "sep": key_share(attn, other_special),
-        "punctuation": key_share(attn, punctuation),
-        "punctuation_or_sep": key_share(attn, punctuation | other_special),
+        "cls": key_share(attn, masks.first_special),
+        "sep": key_share(attn, masks.other_special),
+        "punctuation": key_share(attn, masks.punctuation),
+        "punctuation_or_sep": key_share(attn, masks.punctuation | masks.other_special),
         "self_token": self_share(attn),
         "previous_token": previous_share(attn),
         "next_token": next_share(attn),
