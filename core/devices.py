@@ -8,6 +8,7 @@ from typing import Literal, get_args
 import torch
 
 from core.errors import InputError
+from core.parsing import whole_number
 
 __all__ = ["DeviceName", "configure_cpu_threads", "pick_device"]
 
@@ -49,9 +50,9 @@ def configure_cpu_threads() -> int:
     PyTorch sometimes starts with fewer intra-op threads than usable cores, which halves speed on a
     2-core machine.
     """
-    wanted = os.environ.get(THREADS_ENV)
-    if wanted and wanted.isdigit():
-        n = int(wanted)
+    wanted = whole_number(os.environ.get(THREADS_ENV))
+    if wanted is not None:
+        n = wanted
     elif hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may use
         n = len(os.sched_getaffinity(0))
     else:  # macOS and Windows

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.i18n import Lang, parse_lang
+from core.parsing import whole_number
 
 __all__ = [
     "MAX_LINK_TEXT",
@@ -59,13 +60,11 @@ def _first(value: str | Sequence[str] | None) -> str | None:
 def _index(value: str | None) -> int | None:
     """A layer or head number, or None when absent or invalid.
 
-    >>> _index("3"), _index("-1"), _index("x"), _index("99999"), _index(None)
-    (3, None, None, None, None)
+    >>> _index("3"), _index("-1"), _index("x"), _index("99999"), _index("²"), _index(None)
+    (3, None, None, None, None, None)
     """
-    if value is None or not value.strip().isdigit():
-        return None
-    number = int(value)
-    return number if number <= MAX_INDEX else None
+    number = whole_number(value)
+    return number if number is not None and number <= MAX_INDEX else None
 
 
 def parse_link(

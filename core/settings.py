@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core.errors import InputError
 from core.models import BUILTIN_MODELS
+from core.parsing import whole_number
 
 __all__ = ["DEMO", "LOCAL", "Settings", "check_request", "load_settings", "looks_like_path"]
 
@@ -101,10 +102,12 @@ def load_settings(
     changes: dict[str, object] = {}
     for variable, field in _INT_VARIABLES.items():
         if env.get(variable):
-            value = env[variable].strip()
-            if not value.isdigit() or int(value) < 1:
-                raise ValueError(f"{variable} must be a whole number of at least 1, got {value!r}")
-            changes[field] = int(value)
+            number = whole_number(env[variable])
+            if number is None or number < 1:
+                raise ValueError(
+                    f"{variable} must be a whole number of at least 1, got {env[variable]!r}"
+                )
+            changes[field] = number
     for variable, field in _FLOAT_VARIABLES.items():
         if env.get(variable):
             try:

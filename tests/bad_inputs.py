@@ -87,6 +87,11 @@ CASES = [
         link={"text": "hi", "layer": "-1", "head": "<b>"},
         error="Parts of this link were ignored",
     ),
+    Case(  # digits to str.isdigit, not to int(): they crashed the page once
+        "link-unicode-digits",
+        link={"text": "hi", "layer": "²", "head": "³3"},
+        error="Parts of this link were ignored",
+    ),
     Case("link-text-too-long", link={"text": "x" * 3000}, error="too long for a link"),
     Case("link-bad-example", link={"example": "../../etc/passwd"}, error="no such example"),
 ]
