@@ -623,11 +623,9 @@ def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
     still = [layer for layer in missing if result.layer_weights[layer] is None]
     if not still:
         return result
-    request: Request | None = st.session_state.get(REQUEST_KEY)
-    device = request.device if request else None
     label = tr("run.recomputing", layers=", ".join(map(str, still)))
     with heavy_work(), st.spinner(label):
-        model = get_model(result.model_name, device)
+        model = model_of(result)
         fuller = with_layers(model, result, still)
     for layer in still:
         _remember_in(LAYER_CACHE_KEY, (source, layer), fuller.layer_weights[layer])
@@ -676,9 +674,19 @@ def effective_selector(widget_key: str) -> EffectiveMode:
     return mode or "raw"
 
 
-def model_of(result: Analysis) -> LoadedModel:
+def model_named(name: str) -> LoadedModel:
+    """The cached model ``name``, loaded as the last Analyze request loaded it: its device, and
+    remote code only where that request turned it on for this very model. Any other choice
+    would miss the cache and load a second copy (or fail, for a model that needs remote code)."""
     request: Request | None = st.session_state.get(REQUEST_KEY)
-    return get_model(result.model_name, request.device if request else None)
+    device = request.device if request else None
+    trust = bool(request and request.trust_remote_code and request.model == name)
+    return get_model(name, device, trust)
+
+
+def model_of(result: Analysis) -> LoadedModel:
+    """The model behind ``result`` (see :func:`model_named`)."""
+    return model_named(result.model_name)
 
 
 def display_result(result: Analysis, mode: EffectiveMode = "raw") -> Analysis:

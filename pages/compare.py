@@ -40,9 +40,7 @@ if st.button(tr("compare.run"), key=RUN_BUTTON, type="primary"):
         common.count_request()
         name = result.model_name if model_b == SAME_MODEL else model_b
         with common.heavy_work(), st.spinner(tr("compare.running")):
-            model = (
-                common.model_of(result) if model_b == SAME_MODEL else common.get_model(name, None)
-            )
+            model = common.model_named(name)
             key = f"{model.name}|{model.source}|{model.device}"
             other = common.get_analysis(model, key, text_b, result.pair, result.max_tokens)
             for r in (result, other):  # each by its own model's size: model B may be larger

@@ -27,7 +27,6 @@ DEFAULT_PROMPT = "The capital of France is"
 lang = common.lang()
 tr = common.tr
 st.header(tr("generate.header"))
-request = st.session_state.get(common.REQUEST_KEY)
 model_name = common.selected_model_name()
 if model_name in common.BUILTIN_MODELS and common.BUILTIN_MODELS[model_name].kind != "decoder":
     st.info(tr("generate.decoders_only"))
@@ -67,7 +66,7 @@ if run:
         settings = common.app_settings()
         check_request(settings, model=model_name, text=prompt)
         common.count_request()
-        model = common.get_model(model_name, request.device if request else None)
+        model = common.model_named(model_name)
         steps_iter = generate_steps(model, prompt, config)
     except AttnScopeError as error:
         common.show_error(error)
