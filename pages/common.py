@@ -689,15 +689,24 @@ def model_of(result: Analysis) -> LoadedModel:
     return model_named(result.model_name)
 
 
+def display_key(result: Analysis, mode: EffectiveMode = "raw") -> tuple:
+    """What :func:`display_result` shows, as a key for caches of things built from it.
+
+    Made from the session's own result, which lives until the next Analyze clears every cache,
+    never from the shown analysis: that may be dropped from the display cache, and a new object
+    may then get its ``id``."""
+    words = bool(st.session_state.get(WORDS_KEY))
+    return (id(result), mode, words, st.session_state.get(CJK_KEY, "character"))
+
+
 def display_result(result: Analysis, mode: EffectiveMode = "raw") -> Analysis:
     """What the views show for ``result``: its raw weights, rollout or norm-based attention, over
     tokens or (sidebar toggle) words. Computed once per session and choice; when a choice
     cannot be made (an input too long for it), says why and shows the raw tokens."""
-    words = bool(st.session_state.get(WORDS_KEY))
-    cjk = st.session_state.get(CJK_KEY, "character")
+    key = display_key(result, mode)
+    _, _, words, cjk = key
     if mode == "raw" and not words:
         return result
-    key = (id(result), mode, words, cjk)
     store = st.session_state.setdefault(DISPLAY_CACHE_KEY, {})
     if key not in store:
         try:

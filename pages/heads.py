@@ -20,7 +20,7 @@ tr = common.tr
 st.header(tr("heads.header"))
 result = common.require_result()
 shown = common.display_result(result)  # tokens or words
-key = ("head_stats", id(shown))
+key = ("head_stats", common.display_key(result))
 if st.session_state.get(common.HEAD_STATS_KEY, (None,))[0] != key:
     with common.heavy_work(), st.spinner(tr("heads.computing")):
         stats = HeadStats.from_analysis(shown, common.model_of(result))

@@ -41,7 +41,7 @@ kind = kind or "head"
 if not bertviz_fits:
     size = estimate_bertviz_bytes(base.seq_len, base.n_layers, base.n_heads) / 1e6
     st.caption(tr("views.bertviz_not_offered", megabytes=f"{size:.0f}"))
-view_key = (id(base), mode)
+view_key = common.display_key(result, mode)
 
 if kind == "head":
     layer = common.layer_selector(base, LAYER_WIDGET)
