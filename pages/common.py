@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -632,8 +633,11 @@ def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
     return fuller
 
 
-def cached_payload(key: tuple, build: Callable[[], bytes]) -> bytes:
-    """An encoded view payload, built once per session for ``key``."""
+Payload = TypeVar("Payload", bytes, str)
+
+
+def cached_payload(key: tuple, build: Callable[[], Payload]) -> Payload:
+    """An encoded view (payload bytes or a page of HTML), built once per session for ``key``."""
     store = st.session_state.setdefault(PAYLOAD_CACHE_KEY, {})
     if key not in store:
         _remember_in(PAYLOAD_CACHE_KEY, key, build())

@@ -7,12 +7,10 @@ from core.i18n import t
 from pages import common
 from viz import bertviz_budget, bertviz_html, estimate_bertviz_bytes, view_height
 from viz.attention_view import encode_head_view, encode_model_view
-from viz.bertviz_views import BERTVIZ_BYTE_BUDGET
 
 LAYER_WIDGET = "views_layer"
 EFFECTIVE_WIDGET = "views_effective"
 # Past this many bytes a BertViz page would take minutes to draw or never draw at all: refuse.
-HARD_LIMIT = 4 * BERTVIZ_BYTE_BUDGET
 LABEL_KEYS = {
     "head": "views.head",
     "model": "views.model",
@@ -87,12 +85,13 @@ else:
     if not layers or not heads:
         st.info(tr("views.pick_one"))
         st.stop()
-    size = estimate_bertviz_bytes(base.seq_len, len(layers), len(heads))
-    if size > HARD_LIMIT:
-        st.error(tr("views.too_big", megabytes=f"{size / 1e6:.0f}"))
-        st.stop()
+    # BertViz is only offered when every layer and head fits its byte budget, so any selection
+    # does too. Built once per selection: a new page (and nonce) each rerun reloads the frame.
     shown = common.ensure_layers(base, layers)
-    html = bertviz_html(shown, view, layers=tuple(layers), heads=tuple(heads))
+    html = common.cached_payload(
+        ("bertviz", view_key, view, tuple(layers), tuple(heads)),
+        lambda: bertviz_html(shown, view, layers=tuple(layers), heads=tuple(heads)),
+    )
     st.iframe(html, height=view_height(view, base.seq_len, len(layers), base.n_heads))
     st.caption(tr("views.bertviz_caption"))
 if mode != "raw":
