@@ -338,11 +338,14 @@ def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
     return frozenset(ids)
 
 
-def prepare_prompt(loaded: LoadedModel, prompt: str, config: GenerationConfig) -> Prompt:
+def prepare_prompt(
+    loaded: LoadedModel, prompt: str, config: GenerationConfig, *, max_tokens: int | None = None
+) -> Prompt:
     """The prompt as token ids: wrapped in the model's chat template when
     ``config.use_chat_template`` (then no further special tokens are added), else tokenized as
     :func:`core.analyze` does. Refuses encoders, empty prompts, a missing chat template and
-    prompts that leave no room for ``max_new_tokens``."""
+    prompts that leave no room for ``max_new_tokens`` within the model's limit, or within
+    ``max_tokens`` where the caller sets a lower one (a server's limit)."""
     if loaded.kind != "decoder":
         raise InputError("error.generation_needs_decoder", model=loaded.title)
     check_text(prompt)
@@ -364,6 +367,13 @@ def prepare_prompt(loaded: LoadedModel, prompt: str, config: GenerationConfig) -
             new_tokens=config.max_new_tokens,
             model=loaded.title,
             limit=loaded.max_tokens,
+        )
+    if max_tokens is not None and len(ids) + config.max_new_tokens > max_tokens:
+        raise InputError(
+            "error.prompt_over_server_limit",
+            tokens=len(ids),
+            new_tokens=config.max_new_tokens,
+            limit=max_tokens,
         )
     return Prompt(text=text, token_ids=tuple(int(i) for i in ids))
 
@@ -426,6 +436,8 @@ def generate_steps(
     prompt: str,
     config: GenerationConfig,
     should_stop: StopFn | None = None,
+    *,
+    max_tokens: int | None = None,
 ) -> Iterator[GenerationStep]:
     """Generate from ``prompt``, yielding each new token as a :class:`GenerationStep` as soon as
     its attention is known. Stops at an end-of-sequence token (which is yielded), after
@@ -436,7 +448,7 @@ def generate_steps(
     and that pass gives both the new token's attention row and the logits for the next token.
     Invalid input raises here, before the first step.
     """
-    prepared = prepare_prompt(loaded, prompt, config)
+    prepared = prepare_prompt(loaded, prompt, config, max_tokens=max_tokens)
     return _generate(loaded, prepared, config, should_stop)
 
 

@@ -67,7 +67,7 @@ if run:
         check_request(settings, model=model_name, text=prompt)
         common.count_request()
         model = common.model_named(model_name)
-        steps_iter = generate_steps(model, prompt, config)
+        steps_iter = generate_steps(model, prompt, config, max_tokens=settings.max_tokens)
     except AttnScopeError as error:
         common.show_error(error)
         st.stop()

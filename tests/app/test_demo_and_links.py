@@ -68,6 +68,26 @@ def test_demo_refuses_other_models_even_by_link(demo, model, message):
     assert "result" not in at.session_state
 
 
+def test_demo_caps_the_tokens_of_a_generation(demo):
+    """The demo's token limit holds for Generate too: prompt plus new tokens past 512 is
+    refused before any work, and a prompt within it still generates."""
+    at = open_app()
+    at.sidebar.selectbox(key="model_choice").set_value("smollm2").run()
+    at.switch_page("pages/generate.py").run()
+    at.text_area(key="generate_prompt").set_value("word " * 600)
+    at.number_input(key="generate_max_new").set_value(2)
+    at.button(key="generate_run").click().run()
+    assert not at.exception
+    refused = [e.value for e in at.error]
+    assert any("this server's limit of 512 tokens" in message for message in refused), refused
+    assert "generation" not in at.session_state
+
+    at.text_area(key="generate_prompt").set_value("word " * 100)
+    at.button(key="generate_run").click().run()
+    assert not at.exception and not at.error
+    assert len(at.session_state["generation"].steps) == 2
+
+
 def test_demo_rate_limit(demo):
     at = open_app()
     for _ in range(3):
