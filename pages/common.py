@@ -31,6 +31,7 @@ from core import (
 from core.analysis import with_layers
 from core.effective import EFFECTIVE_MODES, EffectiveMode, effective_analysis
 from core.examples import load_examples
+from core.generate import Generation
 from core.i18n import DEFAULT_LANG, LANGUAGES, Lang, parse_lang, t
 from core.limits import ConcurrencyGate, RateLimiter
 from core.links import link_params, parse_link
@@ -74,6 +75,9 @@ ABLATION_KEY = "ablation_effect"
 RANKING_KEY = "head_ranking"
 COMPARISON_KEY = "comparison"
 GENERATION_KEY = "generation"
+# While tokens stream: (model name, prompt, config, the steps so far). A Stop reruns the script
+# mid-stream; the next run turns what was made into the Generation (finish_generation).
+GENERATION_PENDING_KEY = "generation_pending"
 RATE_KEY = "rate_limiter"
 LINK_KEY = "link_applied"
 EFFECTIVE_KEY = "effective_mode"
@@ -691,6 +695,19 @@ def model_named(name: str) -> LoadedModel:
 def model_of(result: Analysis) -> LoadedModel:
     """The model behind ``result`` (see :func:`model_named`)."""
     return model_named(result.model_name)
+
+
+def finish_generation() -> None:
+    """The steps streamed so far (all of them, or those made before a Stop) become the session's
+    :class:`~core.generate.Generation`, built once rather than after every token (each build
+    decodes the whole sequence again)."""
+    pending = st.session_state.pop(GENERATION_PENDING_KEY, None)
+    if pending is None or not pending[3]:
+        return
+    name, prompt, config, steps = pending
+    st.session_state[GENERATION_KEY] = Generation.from_steps(
+        model_named(name), prompt, config, steps
+    )
 
 
 def display_key(result: Analysis, mode: EffectiveMode = "raw") -> tuple:

@@ -4,7 +4,7 @@ attention over its context, and the candidates it was drawn from."""
 import streamlit as st
 
 from core.errors import AttnScopeError
-from core.generate import Generation, GenerationConfig, generate_steps
+from core.generate import GenerationConfig, generate_steps
 from core.settings import check_request
 from pages import common
 from viz.deeper import candidates_table, step_attention_heatmap, step_mean_chart
@@ -46,6 +46,7 @@ with right:
     greedy = st.toggle(tr("generate.greedy"), key=GREEDY_WIDGET)
     chat = st.toggle(tr("generate.chat"), key=CHAT_WIDGET, help=tr("generate.chat_help"))
 
+common.finish_generation()  # what a Stop interrupted
 buttons = st.columns(3)
 run = buttons[0].button(tr("generate.run"), key=RUN_BUTTON, type="primary")
 if buttons[1].button(tr("generate.reset"), key=RESET_BUTTON):
@@ -72,16 +73,16 @@ if run:
         common.show_error(error)
         st.stop()
     # Stop reruns the script, which ends this loop at its next Streamlit call; the steps made so
-    # far are already in the session.
+    # far are already in the session, and the next run gathers them.
     buttons[2].button(tr("generate.stop"), key=STOP_BUTTON)
     written = st.empty()
     steps = []
+    st.session_state[common.GENERATION_PENDING_KEY] = (model_name, prompt, config, steps)
     with common.heavy_work():
         for step in steps_iter:
             steps.append(step)
-            generation = Generation.from_steps(model, prompt, config, steps)
-            st.session_state[common.GENERATION_KEY] = generation
-            written.text(generation.generated_text)
+            written.text("".join(s.text for s in steps))
+    common.finish_generation()
     st.rerun()
 
 generation = st.session_state.get(common.GENERATION_KEY)

@@ -228,3 +228,31 @@ def test_every_page_draws_with_a_decoder(page):
     page.screenshot(path=SCREENSHOTS / "predictions.png")
     assert not page.watch.errors, page.watch.errors
     assert not page.watch.external and not page.watch.dialogs
+
+
+def test_generation_streams_and_stop_keeps_what_was_made(page):
+    """Tokens appear one by one; Stop ends the stream, and the steps made so far become the
+    generation that is shown and replayed (gathered by the run that the Stop started)."""
+    page.get_by_role("combobox", name="Model").click()
+    page.get_by_role("option", name="SmolLM2-135M-Instruct (decoder)").click()
+    open_page(page, "Generate")
+    page.get_by_label("Prompt").fill("Once upon a time, in a small village,")
+    max_new = page.get_by_label("Max new tokens")
+    max_new.fill("256")
+    max_new.press("Enter")
+    page.get_by_text("Greedy (always the most likely token)").click()
+    page.get_by_role("button", name="Generate").click()
+    streamed = page.locator("[data-testid=stText]").first
+    page.wait_for_function(  # a few tokens in, still running
+        "el => el.textContent.trim().split(/\\s+/).length >= 3",
+        arg=streamed.element_handle(timeout=120_000),
+        timeout=120_000,
+    )
+    page.get_by_role("button", name="Stop").click()
+    summary = page.get_by_text("new tokens; stopped by: Stop", exact=False)
+    summary.wait_for(timeout=120_000)
+    made = int(summary.inner_text().split()[0])
+    assert 3 <= made < 256
+    assert page.get_by_text("Step by step").is_visible()  # the replay of what was made
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert not page.watch.errors, page.watch.errors
