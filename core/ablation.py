@@ -31,6 +31,7 @@ __all__ = [
     "AblationEffect",
     "HeadRanking",
     "ImportanceMetric",
+    "RankingBaseline",
     "ablate_heads",
     "ablation_batch_size",
     "ablation_effect",
@@ -38,6 +39,7 @@ __all__ = [
     "kl_divergence",
     "mean_pool",
     "rank_heads",
+    "ranking_baseline",
 ]
 
 Head = tuple[int, int]  # (layer, head)
@@ -261,6 +263,26 @@ class HeadRanking:
         return sorted(done, key=lambda item: -item[2])
 
 
+@dataclass(frozen=True, eq=False)
+class RankingBaseline:
+    """What every ablation of one text is compared with: its model inputs (on the model's
+    device) and the unablated output, ``(1, X)``. Made once by :func:`ranking_baseline`, so that
+    ranking a model layer by layer does not tokenize and run the unablated pass per layer."""
+
+    inputs: dict[str, Tensor]
+    before: Tensor
+    seconds: float
+
+
+def ranking_baseline(
+    loaded: LoadedModel, text: str, pair: str | None = None, *, max_tokens: int | None = None
+) -> RankingBaseline:
+    started = time.perf_counter()
+    inputs = _inputs(loaded, tokenize(loaded, text, pair, max_tokens=max_tokens))
+    before = _measure(loaded, inputs)  # (1, X)
+    return RankingBaseline(inputs, before, time.perf_counter() - started)
+
+
 def ablation_batch_size(n_heads: int, seq_len: int, requested: int = 8) -> int:
     """How many ablations to run in one batched forward pass: ``requested``, fewer where the
     batch's attention scores (``batch x n_heads x T x T`` floats per layer) would pass 2**26
@@ -285,6 +307,7 @@ def rank_heads(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     batch_size: int = 8,
+    baseline: RankingBaseline | None = None,
 ) -> HeadRanking:
     """Ablate every head of ``layers`` (default: all) one at a time and measure the effect.
 
@@ -292,15 +315,17 @@ def rank_heads(
     one forward pass over copies of the text, item b with its own head zeroed; batching changes
     only float rounding (KL within about 1e-7 of one pass per head). ``progress(done, total)`` is
     called after each batch; ``should_stop()`` is asked before each batch, and a true answer ends
-    the run with ``completed=False`` and the heads done so far.
+    the run with ``completed=False`` and the heads done so far. ``baseline``: one made
+    earlier by :func:`ranking_baseline` for the same text (``seconds`` then leaves it out).
     """
     chosen_layers = list(range(loaded.n_layers)) if layers is None else list(layers)
     targets = [(layer, head) for layer in chosen_layers for head in range(loaded.n_heads)]
     _heads_by_layer(loaded, targets)
     started = time.perf_counter()
-    inputs = _inputs(loaded, tokenize(loaded, text, pair, max_tokens=max_tokens))
+    if baseline is None:
+        baseline = ranking_baseline(loaded, text, pair, max_tokens=max_tokens)
+    inputs, before = baseline.inputs, baseline.before  # before: (1, X)
     step = ablation_batch_size(loaded.n_heads, inputs["input_ids"].shape[1], batch_size)
-    before = _measure(loaded, inputs)  # (1, X)
     importance = torch.full((loaded.n_layers, loaded.n_heads), float("nan"), dtype=torch.float64)
     done = 0
     while done < len(targets):

@@ -7,7 +7,7 @@ from dataclasses import replace
 import streamlit as st
 import torch
 
-from core.ablation import ablation_effect, rank_heads
+from core.ablation import ablation_effect, rank_heads, ranking_baseline
 from pages import common
 from viz.deeper import ablation_table, importance_heatmap, ranking_frame
 
@@ -65,12 +65,20 @@ if st.button(tr("ablation.rank"), key=RANK_BUTTON, type="primary"):
     st.button(tr("ablation.stop"), key=STOP_BUTTON)
     bar = st.progress(0.0, text=tr("ablation.progress", done=0, total=len(options)))
     importance = torch.full((result.n_layers, result.n_heads), math.nan, dtype=torch.float64)
-    spent = 0.0
+    try:
+        with common.heavy_work():  # the unablated pass, once for every layer
+            baseline = ranking_baseline(
+                model, result.text, result.pair, max_tokens=result.max_tokens
+            )
+    except Exception as error:
+        common.show_error(error)
+        st.stop()
+    spent = baseline.seconds
     for layer in range(result.n_layers):
         try:
             with common.heavy_work():  # one layer at a time: other sessions get their turn
                 part = rank_heads(
-                    model, result.text, result.pair, max_tokens=result.max_tokens, layers=[layer]
+                    model, result.text, result.pair, layers=[layer], baseline=baseline
                 )
         except Exception as error:
             common.show_error(error)

@@ -16,6 +16,7 @@ from core.ablation import (
     kl_divergence,
     mean_pool,
     rank_heads,
+    ranking_baseline,
 )
 from core.analysis import tokenize
 from core.hooks import HookSet, architecture_for, attention_modules, count_hooks, output_bias
@@ -157,6 +158,22 @@ def test_rank_heads_can_be_stopped_and_limited_to_layers():
     second = rank_heads(llama, TEXT, layers=[1], batch_size=1)
     assert second.completed and second.n_total == 4
     assert torch.isnan(second.importance[0]).all() and not torch.isnan(second.importance[1]).any()
+
+
+def test_ranking_layer_by_layer_from_one_baseline_equals_ranking_all_at_once(tiny):
+    """The app ranks one layer per slot from one unablated pass; the result is the whole run's."""
+    whole = rank_heads(tiny, TEXT, batch_size=1)
+    baseline = ranking_baseline(tiny, TEXT)
+    assert baseline.before.shape[0] == 1
+    for layer in range(tiny.n_layers):
+        part = rank_heads(
+            tiny,
+            "ignored: the baseline's inputs are used",
+            layers=[layer],
+            baseline=baseline,
+            batch_size=1,
+        )
+        assert torch.equal(part.importance[layer], whole.importance[layer])
 
 
 def test_batched_ranking_equals_one_pass_per_head(tiny):
