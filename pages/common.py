@@ -217,11 +217,21 @@ def get_model(name: str, device: str | None, trust_remote_code: bool = False) ->
     return load_model(name, device=device, progress=_log.info, trust_remote_code=trust_remote_code)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+def analysis_for(model: LoadedModel, text: str, pair: str | None, max_tokens: int) -> Analysis:
+    """``model``'s analysis of ``text``, from the process-wide cache when it was made before."""
+    model_key = f"{model.name}|{model.source}|{model.device}"
+    return get_analysis(model, model_key, text, pair, max_tokens)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
 def get_analysis(
     _model: LoadedModel, model_key: str, text: str, pair: str | None, max_tokens: int
 ) -> Analysis:
-    """Analyse once per (model, text, pair, limit); ``_model`` is not hashed, ``model_key`` is."""
+    """Analyse once per (model, text, pair, limit); ``_model`` is not hashed, ``model_key`` is.
+
+    A resource, not data: ``st.cache_data`` would pickle every result (up to 512 MB of held
+    weights) and hand each caller an unpickled copy. An :class:`Analysis` is frozen, and what a
+    session derives from it is a new object, so one instance can serve every session."""
     return analyze(_model, text, pair, max_tokens=max_tokens)
 
 
@@ -474,8 +484,7 @@ def run(request: Request) -> None:
                 status.update(label=tr(key, model=md(request.model)))
                 model = get_model(request.model, request.device, request.trust_remote_code)
                 status.update(label=tr("run.analysing", model=md(model.title)))
-                model_key = f"{model.name}|{model.source}|{model.device}"
-                result = get_analysis(model, model_key, request.text, request.pair, limit)
+                result = analysis_for(model, request.text, request.pair, limit)
         except Exception as error:
             status.update(label=tr("run.failed"), state="error", expanded=False)
             failure = error

@@ -41,8 +41,7 @@ if st.button(tr("compare.run"), key=RUN_BUTTON, type="primary"):
         name = result.model_name if model_b == SAME_MODEL else model_b
         with common.heavy_work(), st.spinner(tr("compare.running")):
             model = common.model_named(name)
-            key = f"{model.name}|{model.source}|{model.device}"
-            other = common.get_analysis(model, key, text_b, result.pair, result.max_tokens)
+            other = common.analysis_for(model, text_b, result.pair, result.max_tokens)
             for r in (result, other):  # each by its own model's size: model B may be larger
                 if r.n_layers * r.n_heads * r.seq_len**2 * 4 > DEFAULT_KEEP_BYTES:
                     raise InputError("error.compare_too_long", tokens=r.seq_len)
