@@ -81,9 +81,7 @@ def measure_compute(name: str, n_tokens: int, row: Row) -> None:
 
     loaded = load_model(name)
     tokenized = tokenize(loaded, text_of(n_tokens), max_tokens=n_tokens)
-    inputs = model_inputs_to_device(
-        loaded, {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
-    )
+    inputs = model_inputs_to_device(loaded, tokenized.inputs)
     base = loaded.model.base_model
 
     def bare() -> float:

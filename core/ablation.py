@@ -139,8 +139,7 @@ def ablate_heads(loaded: LoadedModel, heads: Iterable[Head]) -> Iterator[None]:
 
 
 def _inputs(loaded: LoadedModel, tokenized: Tokenized) -> dict[str, Tensor]:
-    inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
-    return {key: value.to(loaded.device) for key, value in inputs.items()}
+    return {key: value.to(loaded.device) for key, value in tokenized.inputs.items()}
 
 
 def _measure(loaded: LoadedModel, inputs: dict[str, Tensor], copies: int = 1) -> Tensor:

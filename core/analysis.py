@@ -95,6 +95,11 @@ class Tokenized:
     offsets: tuple[tuple[int, int], ...] | None = None
     sequence_ids: tuple[int | None, ...] | None = None
 
+    @property
+    def inputs(self) -> dict[str, Tensor]:
+        """The model's keyword inputs: ``input_ids`` and the extra ones, each ``(1, seq_len)``."""
+        return {"input_ids": self.input_ids, **self.extra_inputs}
+
 
 class LayerNotHeldError(AttnScopeError, KeyError):
     """A layer's weights were not kept (long input): recompute them with :func:`with_layers`."""
@@ -569,7 +574,7 @@ def _analyze_tokenized(
     method: Method,
 ) -> Analysis:
     """The forward pass and statistics shared by :func:`analyze` and :func:`analyze_ids`."""
-    inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
+    inputs = tokenized.inputs
     seq_len = tokenized.input_ids.shape[-1]
     meta: dict[str, Any] = {
         "model_name": loaded.name,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from core.analysis import Analysis, Tokenized, forward_all_layers, model_inputs, tokenize
+from core.analysis import Analysis, forward_all_layers, model_inputs, tokenize
 from core.errors import InputError
 from core.hooks import HookSet, architecture_for, attention_modules, output_matrix
 from core.streaming import capture_attention as capture_layers
@@ -134,8 +134,9 @@ class AttentionCapture:
     w_o: tuple[Tensor, ...]  # n_layers x (n_heads * head_dim, hidden)
 
 
-def capture_attention(loaded: LoadedModel, tokenized: Tokenized) -> AttentionCapture:
-    """One forward pass of ``loaded.model.base_model`` recording attention weights, the value
+def capture_attention(loaded: LoadedModel, inputs: dict[str, Tensor]) -> AttentionCapture:
+    """One forward pass of ``loaded.model.base_model`` over ``inputs`` (``Tokenized.inputs`` or
+    :func:`~core.analysis.model_inputs`) recording attention weights, the value
     projection's output and the output projection's input in every layer. The hooks are removed
     when the pass ends, also when it raises."""
     architecture = architecture_for(loaded.model)
@@ -159,7 +160,6 @@ def capture_attention(loaded: LoadedModel, tokenized: Tokenized) -> AttentionCap
         for found in modules:
             hooks.forward(found.value, keep_values(found.layer))
             hooks.forward_pre(found.output, keep_head_outputs(found.layer))
-        inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
         attentions = forward_all_layers(loaded, inputs)  # (L, H, T, T)
     return AttentionCapture(
         attentions=attentions,
@@ -193,7 +193,14 @@ def norm_based_attention(
     forward pass with hooks on the value and output projections (see :mod:`core.hooks` for the
     supported families; others raise :class:`~core.errors.UnsupportedModelError`)."""
     tokenized = tokenize(loaded, text, pair, max_tokens=max_tokens)
-    capture = capture_attention(loaded, tokenized)
+    return _norm_attention(loaded, tokenized.inputs, tokenized.tokens)
+
+
+def _norm_attention(
+    loaded: LoadedModel, inputs: dict[str, Tensor], tokens: tuple[str, ...]
+) -> NormAttention:
+    """:func:`norm_based_attention` of exact model inputs (no tokenizing)."""
+    capture = capture_attention(loaded, inputs)
     value_norms, norms, layer_norms = [], [], []
     for layer, attn in enumerate(capture.attentions):  # attn: (H, T, T)
         f = transformed_values(
@@ -207,7 +214,7 @@ def norm_based_attention(
         norms.append(attn * f_norm[:, None, :])  # (H, T, T)
         layer_norms.append(layer_norm_attention(attn, f))  # (T, T)
     return NormAttention(
-        tokens=tokenized.tokens,
+        tokens=tokens,
         attentions=capture.attentions,
         value_norms=torch.stack(value_norms),
         norms=torch.stack(norms),
@@ -256,6 +263,7 @@ def effective_analysis(loaded: LoadedModel, result: Analysis, mode: EffectiveMod
             tokens=result.seq_len,
             limit=int((NORM_MAX_BYTES / (result.n_layers * result.n_heads * 4)) ** 0.5),
         )
-    norm = norm_based_attention(loaded, result.text, result.pair, max_tokens=result.max_tokens)
+    # The analysis' own token ids: text decoded from ids (a generation) may tokenize otherwise.
+    norm = _norm_attention(loaded, model_inputs(result), result.tokens)
     shares = norm.norms / norm.norms.sum(dim=-1, keepdim=True).clamp_min(1e-12)  # (L, H, T, T)
     return result.derived(shares)

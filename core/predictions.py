@@ -98,8 +98,7 @@ def _require_decoder(loaded: LoadedModel) -> None:
 
 def _decoder_forward(loaded: LoadedModel, tokenized: Tokenized) -> Any:
     """The base model's forward pass with every hidden state."""
-    inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
-    inputs = {key: value.to(loaded.device) for key, value in inputs.items()}
+    inputs = {key: value.to(loaded.device) for key, value in tokenized.inputs.items()}
     with torch.inference_mode():
         return loaded.model.base_model(
             **inputs, output_hidden_states=True, use_cache=False, return_dict=True

@@ -67,7 +67,7 @@ def test_minilm_has_a_previous_token_head_and_cls_sinks(minilm):
 def test_norm_vectors_rebuild_the_attention_output(any_model):
     """sum_j a_ij f_h(x_j) equals the head's slice of the real o_proj / output.dense input times
     its block of W_O, in every layer and head (bias excluded)."""
-    capture = capture_attention(any_model, tokenize(any_model, SHORT))
+    capture = capture_attention(any_model, tokenize(any_model, SHORT).inputs)
     for layer in range(any_model.n_layers):
         f = transformed_values(
             capture.values[layer],
@@ -86,7 +86,7 @@ def test_norm_vectors_rebuild_the_attention_output(any_model):
 def test_smollm2_gqa_order_is_checked_by_the_identity(smollm2):
     """Query head h reads KV head h // 3; the other plausible order (h % 3) breaks the identity,
     so the identity test above really checks the grouping."""
-    capture = capture_attention(smollm2, tokenize(smollm2, SHORT))
+    capture = capture_attention(smollm2, tokenize(smollm2, SHORT).inputs)
     values, w_o = capture.values[3], capture.w_o[3]
     seq_len = values.shape[0]
     wrong = values.reshape(seq_len, 3, 64)[:, [h % 3 for h in range(9)]].reshape(seq_len, -1)
@@ -118,7 +118,7 @@ def test_norm_based_and_rollout(any_model):
 
 def _output(loaded, text):
     tokenized = tokenize(loaded, text)
-    inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
+    inputs = tokenized.inputs
     with torch.inference_mode():
         if loaded.kind == "decoder":
             return loaded.model(**inputs, use_cache=False, logits_to_keep=1).logits[0, -1]

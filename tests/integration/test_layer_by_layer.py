@@ -112,6 +112,23 @@ def test_norm_based_view_rows_are_shares_of_the_norms(minilm):
     assert effective_analysis(minilm, result, "raw") is result
 
 
+def test_effective_views_of_exact_token_ids_keep_those_tokens(smollm2):
+    """An analysis of token ids (a generation) whose decoded text tokenizes otherwise ("he" +
+    "llo" decodes to "hello", one token): the norm-based view reads the ids, not the text."""
+    from core.analysis import analyze_ids
+    from core.effective import effective_analysis
+
+    tokenizer = smollm2.tokenizer
+    ids = tokenizer.encode("The he") + tokenizer.encode("llo world")
+    assert len(tokenizer.encode(tokenizer.decode(ids))) < len(ids)
+    result = analyze_ids(smollm2, ids)
+    for mode in ("rollout", "norm"):
+        shown = effective_analysis(smollm2, result, mode)
+        assert shown.seq_len == len(ids) and shown.tokens == result.tokens
+        sums = shown.attentions.sum(-1)
+        assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4)
+
+
 def test_words_and_head_statistics_of_a_long_input_equal_the_held_ones(smollm2):
     from core.head_stats import HeadStats
     from core.words import word_analysis

@@ -28,7 +28,7 @@ TEXT = "the cat sat on the mat , and it slept"
 def run(loaded, text=TEXT, pair=None):
     """The model's full output: logits (decoders) or the last hidden state (encoders)."""
     tokenized = tokenize(loaded, text, pair)
-    inputs = {"input_ids": tokenized.input_ids, **tokenized.extra_inputs}
+    inputs = tokenized.inputs
     with torch.inference_mode():
         if loaded.kind == "decoder":
             return loaded.model(**inputs, use_cache=False).logits[0]

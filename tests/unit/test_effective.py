@@ -103,7 +103,7 @@ def test_layer_norm_attention_equals_the_norm_of_the_summed_vectors():
 def test_norm_vectors_rebuild_the_models_own_attention_output(tiny):
     """For every layer and head, sum_j a_ij f_h(x_j) equals that head's slice of the output
     projection's input times its block of W_O: the model's attention output without the bias."""
-    capture = capture_attention(tiny, tokenize(tiny, TEXT))
+    capture = capture_attention(tiny, tokenize(tiny, TEXT).inputs)
     seq_len = capture.attentions.shape[-1]
     for layer in range(tiny.n_layers):
         f = transformed_values(
@@ -197,7 +197,7 @@ def test_hooks_are_removed_when_the_forward_pass_raises(monkeypatch):
 
     monkeypatch.setattr(mlp, "forward", broken)
     with pytest.raises(RuntimeError, match="deliberately"):
-        capture_attention(llama, tokenize(llama, TEXT))
+        capture_attention(llama, tokenize(llama, TEXT).inputs)
     assert count_hooks(llama.model) == before
 
 
