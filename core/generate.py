@@ -26,15 +26,9 @@ import torch
 from torch import Tensor
 
 from core import stats
-from core.analysis import analyze_ids, check_text, decoder, special_ids
+from core.analysis import analyze_ids, check_text, decoder, special_ids, tokenize_ids
 from core.errors import InputError, UnsupportedModelError
-from core.tokens import (
-    broken_as_bytes,
-    bytes_label,
-    labels_from_offsets,
-    make_visible,
-    offsets_by_decoding,
-)
+from core.tokens import bytes_label, decoded_piece, make_visible
 from core.words import (
     CjkRule,
     Groups,
@@ -390,12 +384,8 @@ class _StreamText:
 
     def piece(self, extra: Sequence[int] = ()) -> str:
         """The text that the pending ids and ``extra`` add after ``ids[:done]``."""
-        first = max(0, self.done - _MAX_CHAR_PIECES)
-        before = self._decode(self.ids[first : self.done])
-        after = self._decode(self.ids[first:] + list(extra))
-        if after.startswith(before):
-            return after[len(before) :]
-        return self._decode(self.ids[self.done :] + list(extra))
+        ids = [*self.ids, *extra]
+        return decoded_piece(ids, self.done, len(ids), self._decode)
 
     def label(self, token_id: int, piece: str) -> str:
         """A readable label for ``token_id`` whose text (with the pending ids) is ``piece``."""
@@ -567,14 +557,8 @@ class Generation:
             if step.index != expected or step.position != len(prepared.token_ids) + expected:
                 raise ValueError("steps must be the first steps of one generation, in order")
         ids = [*prepared.token_ids, *(s.token_id for s in steps)]
-        tokenizer = loaded.tokenizer
-        text, offsets = offsets_by_decoding(ids, decoder(tokenizer))
-        specials = special_ids(tokenizer)
-        special = tuple(i in specials for i in ids)
-        sequence_ids = [None if s else 0 for s in special]
-        raw = tokenizer.convert_ids_to_tokens(ids)
+        whole = tokenize_ids(loaded, ids, max_tokens=len(ids))  # text, offsets, labels
         finish = steps[-1].finish_reason if steps else None
-        labels = labels_from_offsets([text], offsets, sequence_ids, raw)
         return cls(
             model_name=loaded.name,
             prompt=prompt,
@@ -583,10 +567,10 @@ class Generation:
             prompt_ids=prepared.token_ids,
             steps=steps,
             stop_reason=finish or "stopped",
-            text=text,
-            offsets=tuple(offsets),
-            tokens=tuple(broken_as_bytes(labels, raw)),
-            special=special,
+            text=whole.texts[0],
+            offsets=whole.offsets,
+            tokens=whole.tokens,
+            special=whole.special,
             n_layers=loaded.n_layers,
             n_heads=loaded.n_heads,
             seconds=seconds if seconds is not None else sum(s.seconds for s in steps),

@@ -22,6 +22,7 @@ __all__ = [
     "broken_as_bytes",
     "bytes_label",
     "byte_level_bytes",
+    "decoded_piece",
     "labels_by_decoding",
     "labels_from_offsets",
     "make_visible",
@@ -230,7 +231,7 @@ def broken_as_bytes(labels: Sequence[str], raw_tokens: Sequence[str]) -> list[st
     return out
 
 
-def _decoded_piece(ids: Sequence[int], start: int, end: int, decode: Decode) -> str:
+def decoded_piece(ids: Sequence[int], start: int, end: int, decode: Decode) -> str:
     """The text ``ids[start:end]`` adds after ``ids[:start]``: decoded with a few tokens before
     it, so a leading space comes out as it does inside the text, then the context cut off."""
     first = max(0, start - _DECODE_CONTEXT)
@@ -262,14 +263,14 @@ def offsets_by_decoding(ids: Sequence[int], decode: Decode) -> tuple[str, list[t
     t = 0
     while t < len(ids):
         end = t + 1
-        piece = _decoded_piece(ids, t, end, decode)
+        piece = decoded_piece(ids, t, end, decode)
         # A character is at most 4 UTF-8 bytes, so at most 4 tokens need to be joined.
         while "\ufffd" in piece and end < len(ids) and end - t < 4:
             end += 1
-            piece = _decoded_piece(ids, t, end, decode)
+            piece = decoded_piece(ids, t, end, decode)
         if "\ufffd" in piece:  # not a split character after all: the single token as it is
             end = t + 1
-            piece = _decoded_piece(ids, t, end, decode)
+            piece = decoded_piece(ids, t, end, decode)
         text_parts.append(piece)
         offsets.extend([(length, length + len(piece))] * (end - t))
         length += len(piece)
