@@ -17,8 +17,7 @@ from torch import Tensor
 from core.analysis import Analysis, forward_all_layers, model_inputs, tokenize
 from core.errors import InputError
 from core.hooks import HookSet, architecture_for, attention_modules, output_matrix
-from core.streaming import capture_attention as capture_layers
-from core.streaming import model_inputs_to_device
+from core.streaming import map_layers
 
 if TYPE_CHECKING:
     from core.models import LoadedModel
@@ -65,18 +64,24 @@ def rollout(attentions: Tensor, *, residual: float = 0.5) -> Tensor:
             [[1.0000, 0.0000],
              [0.7500, 0.2500]]])
     """
+    return _rolled_out(list(_with_residual(attentions.mean(dim=1), residual)))  # (L, T, T)
+
+
+def _with_residual(head_mean: Tensor, residual: float) -> Tensor:
+    """``Ã = (1 - residual) * head_mean + residual * I``, rows renormalised: ``(..., T, T)``."""
     if not 0.0 <= residual <= 1.0:
         raise ValueError(f"residual must lie in [0, 1], got {residual}")
-    seq_len = attentions.shape[-1]
-    eye = torch.eye(seq_len, dtype=attentions.dtype, device=attentions.device)  # (T, T)
-    mixed = (1.0 - residual) * attentions.mean(dim=1) + residual * eye  # (L, T, T)
-    mixed = mixed / mixed.sum(dim=-1, keepdim=True)
-    layers = []
-    current = eye
-    for layer_mix in mixed:
-        current = layer_mix @ current  # (T, T)
-        layers.append(current)
-    return torch.stack(layers)  # (L, T, T)
+    seq_len = head_mean.shape[-1]
+    eye = torch.eye(seq_len, dtype=head_mean.dtype, device=head_mean.device)  # (T, T)
+    mixed = (1.0 - residual) * head_mean + residual * eye
+    return mixed / mixed.sum(dim=-1, keepdim=True)
+
+
+def _rolled_out(mixed: list[Tensor]) -> Tensor:
+    """``R_l = Ã_l Ã_{l-1} ... Ã_0`` for every layer, in place over ``mixed``: ``(L, T, T)``."""
+    for layer in range(1, len(mixed)):
+        mixed[layer] = mixed[layer] @ mixed[layer - 1]  # (T, T)
+    return torch.stack(mixed)
 
 
 def transformed_values(
@@ -225,22 +230,14 @@ def _norm_attention(
 def rollout_layer_by_layer(
     loaded: LoadedModel, inputs: dict[str, Tensor], *, residual: float = 0.5
 ) -> Tensor:
-    """:func:`rollout` taken as the forward pass runs, one ``(T, T)`` product per layer, so the
-    raw weights of all layers are never held: ``inputs`` (each ``(1, T)``) -> ``(n_layers, T,
-    T)``, equal to ``rollout(attentions)``."""
-    layers: list[Tensor] = []
+    """:func:`rollout` from each layer's mixed head average ``(T, T)``, taken as the forward pass
+    runs, so the raw weights of all layers are never held: ``inputs`` (each ``(1, T)``) ->
+    ``(n_layers, T, T)``, equal to ``rollout(attentions)``."""
 
-    def on_layer(layer: int, weights: Tensor) -> None:
-        attn = weights.float()  # (H, T, T)
-        seq_len = attn.shape[-1]
-        eye = torch.eye(seq_len, dtype=attn.dtype, device=attn.device)
-        mixed = (1.0 - residual) * attn.mean(dim=0) + residual * eye  # (T, T)
-        mixed = mixed / mixed.sum(dim=-1, keepdim=True)
-        layers.append(mixed @ layers[-1] if layers else mixed)
+    def mixed(layer: int, weights: Tensor) -> Tensor:
+        return _with_residual(weights.float().mean(dim=0), residual)  # (T, T)
 
-    with torch.inference_mode(), capture_layers(loaded.model, on_layer):
-        loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
-    return torch.stack(layers).cpu()  # (L, T, T)
+    return _rolled_out(map_layers(loaded, inputs, mixed)).cpu()  # (L, T, T)
 
 
 def effective_analysis(loaded: LoadedModel, result: Analysis, mode: EffectiveMode) -> Analysis:

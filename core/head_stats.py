@@ -366,17 +366,15 @@ class HeadStats:
         if loaded is None:
             raise ValueError("a long analysis needs the model to recompute its layers")
         from core.analysis import model_inputs
-        from core.streaming import capture_attention, model_inputs_to_device
+        from core.streaming import map_layers
 
-        per_layer: list[dict[HeadMetric, Tensor]] = []
         masks = _KeyMasks.of(analysis.tokens, analysis.special)  # once, not once per layer
 
-        def on_layer(layer: int, weights: Tensor) -> None:
+        def on_layer(layer: int, weights: Tensor) -> dict[HeadMetric, Tensor]:
             attn = weights.float().unsqueeze(0)  # (1, H, T, T)
-            per_layer.append(_metric_values(attn, masks, analysis.causal))
+            return _metric_values(attn, masks, analysis.causal)
 
-        with torch.inference_mode(), capture_attention(loaded.model, on_layer):
-            loaded.model.base_model(**model_inputs_to_device(loaded, model_inputs(analysis)))
+        per_layer = map_layers(loaded, model_inputs(analysis), on_layer)
         metrics = {
             name: torch.cat([layer[name] for layer in per_layer]).cpu()  # (L, H)
             for name in per_layer[0]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +32,7 @@ __all__ = [
     "attention_modules",
     "capture_attention",
     "layer_statistics",
+    "map_layers",
     "model_inputs_to_device",
     "recompute_layers",
     "stream_statistics",
@@ -151,6 +152,36 @@ def model_inputs_to_device(loaded: LoadedModel, inputs: dict[str, Tensor]) -> di
     return kwargs
 
 
+LayerResult = TypeVar("LayerResult")
+
+
+def map_layers(
+    loaded: LoadedModel,
+    inputs: dict[str, Tensor],
+    fn: Callable[[int, Tensor], LayerResult],
+    *,
+    stop_after: int | None = None,
+) -> list[LayerResult]:
+    """One forward pass of ``inputs`` (each ``(1, T)``) calling ``fn(layer, weights)`` on each
+    layer's ``(n_heads, T, T)`` weights as they are computed; its answers in layer order. With
+    ``stop_after=l`` the pass ends after layer ``l``. Raises :class:`UnsupportedModelError` when
+    a layer's attention went unseen (a model whose modules are not where transformers says)."""
+    results: list[LayerResult] = []
+
+    def on_layer(layer: int, weights: Tensor) -> None:
+        results.append(fn(layer, weights))
+
+    with (
+        torch.inference_mode(),
+        capture_attention(loaded.model, on_layer, stop_after=stop_after),
+    ):
+        loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
+    expected = loaded.n_layers if stop_after is None else stop_after + 1
+    if len(results) != expected:
+        raise UnsupportedModelError("error.layer_count", expected=expected, got=len(results))
+    return results
+
+
 def stream_statistics(
     loaded: LoadedModel,
     inputs: dict[str, Tensor],
@@ -176,7 +207,6 @@ def stream_statistics(
     # Thumbnails are only made here when some layer will be gone afterwards.
     pooled = None if wanted >= set(range(n_layers)) else torch.zeros(n_layers, n_heads, size, size)
     kept: dict[int, Tensor] = {}
-    seen: list[int] = []
     spent = [0.0]
 
     def on_layer(layer: int, weights: Tensor) -> None:
@@ -188,13 +218,9 @@ def stream_statistics(
             pooled[layer] = stats.pooled_attention(attn, size).cpu()  # (H, S, S)
         if layer in wanted:
             kept[layer] = attn.cpu()
-        seen.append(layer)
         spent[0] += time.perf_counter() - started
 
-    with torch.inference_mode(), capture_attention(loaded.model, on_layer):
-        loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
-    if sorted(seen) != list(range(n_layers)):
-        raise UnsupportedModelError("error.layer_count", expected=n_layers, got=len(seen))
+    map_layers(loaded, inputs, on_layer)
     return LayerStatistics(
         statistics={**out, "pooled_maps": pooled}, kept=kept, stats_seconds=spent[0]
     )
@@ -208,15 +234,9 @@ def recompute_layers(
     wanted = set(layers)
     if not wanted:
         return {}
-    got: dict[int, Tensor] = {}
 
-    def on_layer(layer: int, weights: Tensor) -> None:
-        if layer in wanted:
-            got[layer] = weights.float().cpu()
+    def held(layer: int, weights: Tensor) -> Tensor | None:
+        return weights.float().cpu() if layer in wanted else None
 
-    with (
-        torch.inference_mode(),
-        capture_attention(loaded.model, on_layer, stop_after=max(wanted)),
-    ):
-        loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
-    return got
+    layer_weights = map_layers(loaded, inputs, held, stop_after=max(wanted))
+    return {layer: layer_weights[layer] for layer in sorted(wanted)}

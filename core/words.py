@@ -508,16 +508,12 @@ def _merged_attention(loaded: LoadedModel, analysis: Analysis, groups: Groups) -
     if len(analysis.held_layers) == analysis.n_layers:
         return merge_attention(analysis.attentions, groups)  # (L, H, W, W)
     from core.analysis import model_inputs
-    from core.streaming import capture_attention, model_inputs_to_device
+    from core.streaming import map_layers
 
-    layers: list[Tensor] = []
+    def merged(layer: int, weights: Tensor) -> Tensor:
+        return merge_attention(weights.float(), groups).cpu()  # (H, W, W)
 
-    def on_layer(layer: int, weights: Tensor) -> None:
-        layers.append(merge_attention(weights.float(), groups).cpu())  # (H, W, W)
-
-    with torch.inference_mode(), capture_attention(loaded.model, on_layer):
-        loaded.model.base_model(**model_inputs_to_device(loaded, model_inputs(analysis)))
-    return torch.stack(layers)  # (L, H, W, W)
+    return torch.stack(map_layers(loaded, model_inputs(analysis), merged))  # (L, H, W, W)
 
 
 def word_analysis(
