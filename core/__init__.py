@@ -6,26 +6,27 @@ Example (tested in ``tests/integration``)::
     result = analyze(load_model("minilm"), "The cat sat on the mat.")
     result.head_entropy.shape  # torch.Size([6, 12]): n_layers x n_heads
 
-Words instead of pieces: :mod:`core.words`; step-by-step generation: :mod:`core.generate`.
+Words instead of pieces: :mod:`core.methods.words`; step-by-step generation:
+:mod:`core.methods.generate`.
 """
 
-from core.analysis import Analysis, AttendedToken, analyze, analyze_ids, check_text, tokenize
-from core.errors import (
-    AttnScopeError,
-    InputError,
-    ModelLoadError,
-    ModelNotFoundError,
-    UnsupportedModelError,
-)
-from core.generate import (
+from core.engine.analysis import Analysis, AttendedToken, analyze, analyze_ids, check_text, tokenize
+from core.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, load_model
+from core.methods.generate import (
     Generation,
     GenerationConfig,
     GenerationStep,
     analyze_generation,
     generate_steps,
 )
-from core.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, load_model
-from core.words import Words, find_words, word_analysis
+from core.methods.words import Words, find_words, word_analysis
+from core.policy.errors import (
+    AttnScopeError,
+    InputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UnsupportedModelError,
+)
 
 __all__ = [
     "BUILTIN_MODELS",

@@ -11,9 +11,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from core.analysis import Analysis, analyze, check_text
-from core.errors import AttnScopeError
-from core.models import BUILTIN_MODELS, DEFAULT_MODEL, load_model
+from core.engine.analysis import Analysis, analyze, check_text
+from core.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, load_model
+from core.policy.errors import AttnScopeError
 
 __all__ = ["format_report", "main"]
 

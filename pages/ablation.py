@@ -7,7 +7,7 @@ from dataclasses import replace
 import streamlit as st
 import torch
 
-from core.ablation import ablation_effect, rank_heads, ranking_baseline
+from core.methods.ablation import ablation_effect, rank_heads, ranking_baseline
 from pages import common
 from viz.deeper import ablation_table, importance_heatmap, ranking_frame
 

@@ -28,16 +28,16 @@ from core import (
     check_text,
     load_model,
 )
-from core.analysis import with_layers
-from core.effective import EFFECTIVE_MODES, EffectiveMode, effective_analysis
-from core.examples import load_examples
-from core.generate import Generation
-from core.i18n import DEFAULT_LANG, LANGUAGES, Lang, parse_lang, t
-from core.limits import ConcurrencyGate, RateLimiter
-from core.links import link_params, parse_link
-from core.models import needs_conversion
-from core.settings import Settings, check_request, load_settings
-from core.words import word_analysis
+from core.engine.analysis import with_layers
+from core.engine.models import needs_conversion
+from core.methods.effective import EFFECTIVE_MODES, EffectiveMode, effective_analysis
+from core.methods.generate import Generation
+from core.methods.words import word_analysis
+from core.policy.examples import load_examples
+from core.policy.i18n import DEFAULT_LANG, LANGUAGES, Lang, parse_lang, t
+from core.policy.limits import ConcurrencyGate, RateLimiter
+from core.policy.links import link_params, parse_link
+from core.policy.settings import Settings, check_request, load_settings
 from viz.attention_view import view_assets
 from viz.figures import escape_markdown
 from viz.tables import to_csv_bytes
@@ -180,7 +180,7 @@ def lang() -> Lang:
 
 
 def tr(key: str, /, **params: object) -> str:
-    """``key`` in the interface language (see :func:`core.i18n.t`)."""
+    """``key`` in the interface language (see :func:`core.policy.i18n.t`)."""
     return t(key, lang(), **params)
 
 
@@ -708,7 +708,7 @@ def model_of(result: Analysis) -> LoadedModel:
 
 def finish_generation() -> None:
     """The steps streamed so far (all of them, or those made before a Stop) become the session's
-    :class:`~core.generate.Generation`, built once rather than after every token (each build
+    :class:`~core.methods.generate.Generation`, built once rather than after every token (each build
     decodes the whole sequence again)."""
     pending = st.session_state.pop(GENERATION_PENDING_KEY, None)
     if pending is None or not pending[3]:

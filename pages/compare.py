@@ -4,10 +4,10 @@ the current result: attention differences where the tokens align, and head-stati
 import streamlit as st
 
 from core import BUILTIN_MODELS, check_text
-from core.analysis import DEFAULT_KEEP_BYTES
-from core.compare import compare
-from core.errors import AttnScopeError, InputError
-from core.head_stats import HEAD_METRICS
+from core.engine.budget import fits
+from core.methods.compare import compare
+from core.methods.head_stats import HEAD_METRICS
+from core.policy.errors import AttnScopeError, InputError
 from pages import common
 from viz.deeper import METRIC_KEYS, changes_table, difference_heatmap
 
@@ -43,7 +43,7 @@ if st.button(tr("compare.run"), key=RUN_BUTTON, type="primary"):
             model = common.model_named(name)
             other = common.analysis_for(model, text_b, result.pair, result.max_tokens)
             for r in (result, other):  # each by its own model's size: model B may be larger
-                if r.n_layers * r.n_heads * r.seq_len**2 * 4 > DEFAULT_KEEP_BYTES:
+                if not fits(r.n_layers, r.n_heads, r.seq_len):
                     raise InputError("error.compare_too_long", tokens=r.seq_len)
             both = [common.ensure_layers(r, list(range(r.n_layers))) for r in (result, other)]
             comparison = compare(*both)

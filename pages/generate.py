@@ -3,9 +3,9 @@ attention over its context, and the candidates it was drawn from."""
 
 import streamlit as st
 
-from core.errors import AttnScopeError
-from core.generate import GenerationConfig, generate_steps
-from core.settings import check_request
+from core.methods.generate import GenerationConfig, generate_steps
+from core.policy.errors import AttnScopeError
+from core.policy.settings import check_request
 from pages import common
 from viz.deeper import candidates_table, step_attention_heatmap, step_mean_chart
 

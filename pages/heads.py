@@ -3,7 +3,7 @@ shares) as a layer x head heatmap and a sortable table, with a pattern label per
 
 import streamlit as st
 
-from core.head_stats import HEAD_METRICS, HeadStats
+from core.methods.head_stats import HEAD_METRICS, HeadStats
 from pages import common
 from viz.deeper import (
     METRIC_DEFINITION_KEYS,

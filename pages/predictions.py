@@ -3,7 +3,7 @@ each layer would predict if it were the last."""
 
 import streamlit as st
 
-from core.predictions import logit_lens, next_token_predictions
+from core.methods.predictions import logit_lens, next_token_predictions
 from pages import common
 from viz.deeper import logit_lens_frame, logit_lens_heatmap, predictions_frame
 

@@ -3,7 +3,7 @@ data), and BertViz's originals where the input is short enough for them."""
 
 import streamlit as st
 
-from core.i18n import t
+from core.policy.i18n import t
 from pages import common
 from viz import bertviz_budget, bertviz_html, estimate_bertviz_bytes, view_height
 from viz.attention_view import encode_head_view, encode_model_view

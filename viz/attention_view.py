@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.analysis import Analysis
-from core.i18n import DEFAULT_LANG, Lang, catalogue
+from core.engine.analysis import Analysis
+from core.policy.i18n import DEFAULT_LANG, Lang, catalogue
 
 __all__ = [
     "DENSE_LIMIT",

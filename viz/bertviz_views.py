@@ -26,7 +26,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from core.analysis import Analysis
+from core.engine.analysis import Analysis
+from core.engine.budget import attention_bytes
 
 __all__ = [
     "BERTVIZ_BYTE_BUDGET",
@@ -100,7 +101,7 @@ def _bertviz_script(view: BertvizView) -> str:
 
 def estimate_bertviz_bytes(seq_len: int, n_layers: int, n_heads: int) -> int:
     """Approximate size of a BertViz view's JSON: one number per layer x head x query x key."""
-    return n_layers * n_heads * seq_len * seq_len * _BYTES_PER_WEIGHT
+    return attention_bytes(n_layers, n_heads, seq_len, bytes_per_weight=_BYTES_PER_WEIGHT)
 
 
 def bertviz_budget(

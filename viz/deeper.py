@@ -13,12 +13,18 @@ import pandas as pd
 import plotly.graph_objects as go
 from torch import Tensor
 
-from core.ablation import AblationEffect, HeadRanking
-from core.compare import Comparison
-from core.generate import GenerationStep
-from core.head_stats import HEAD_METRICS, PATTERN_THRESHOLDS, HeadMetric, HeadPattern, HeadStats
-from core.i18n import DEFAULT_LANG, Lang, t
-from core.predictions import LogitLens, NextTokenPredictions
+from core.methods.ablation import AblationEffect, HeadRanking
+from core.methods.compare import Comparison
+from core.methods.generate import GenerationStep
+from core.methods.head_stats import (
+    HEAD_METRICS,
+    PATTERN_THRESHOLDS,
+    HeadMetric,
+    HeadPattern,
+    HeadStats,
+)
+from core.methods.predictions import LogitLens, NextTokenPredictions
+from core.policy.i18n import DEFAULT_LANG, Lang, t
 from viz.figures import MARGIN, axis_labels, grid_layout, head_axes, plotly_safe, square_layout
 from viz.tables import localized
 

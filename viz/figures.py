@@ -12,9 +12,9 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from core.analysis import Analysis
-from core.i18n import DEFAULT_LANG, Lang, t
-from core.stats import max_entropy
+from core.engine.analysis import Analysis
+from core.engine.stats import max_entropy
+from core.policy.i18n import DEFAULT_LANG, Lang, t
 
 __all__ = [
     "MARGIN",

@@ -6,10 +6,10 @@ import json
 
 import pandas as pd
 
-from core.analysis import Analysis
-from core.i18n import DEFAULT_LANG, Lang, t
-from core.stats import max_entropy
-from core.tokens import readable_raw_token
+from core.engine.analysis import Analysis
+from core.engine.stats import max_entropy
+from core.engine.tokens import readable_raw_token
+from core.policy.i18n import DEFAULT_LANG, Lang, t
 
 __all__ = [
     "analysis_json",

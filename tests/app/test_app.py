@@ -233,7 +233,7 @@ def test_empty_text_is_a_message_and_keeps_the_result(app, text):
 
 
 def broken_weights_folder(tmp_path):
-    from core.models import BUILTIN_MODELS, _package_dir
+    from core.engine.models import BUILTIN_MODELS, _package_dir
 
     source = _package_dir(BUILTIN_MODELS["minilm"]) / "model"
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
@@ -271,7 +271,7 @@ def test_bad_models_are_messages_and_the_app_keeps_working(app, tmp_path, model,
 
 
 def test_custom_model_folder_is_analysed(app):
-    from core.models import BUILTIN_MODELS, _package_dir
+    from core.engine.models import BUILTIN_MODELS, _package_dir
 
     folder = str(_package_dir(BUILTIN_MODELS["minilm"]) / "model")
     app.sidebar.selectbox(key="model_choice").set_value("other").run()

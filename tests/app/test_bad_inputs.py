@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.models import BUILTIN_MODELS, _package_dir
+from core.engine.models import BUILTIN_MODELS, _package_dir
 from tests.bad_inputs import CASES, GOOD_TEXT, make_folders, resolved
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from core import analyze
-from core.ablation import ablation_effect, rank_heads
-from core.compare import compare
-from core.effective import norm_based_attention, rollout
-from core.generate import GenerationConfig, generate
-from core.head_stats import HeadStats
-from core.i18n import t
-from core.predictions import logit_lens, next_token_predictions
-from core.words import word_analysis
+from core.methods.ablation import ablation_effect, rank_heads
+from core.methods.compare import compare
+from core.methods.effective import norm_based_attention, rollout
+from core.methods.generate import GenerationConfig, generate
+from core.methods.head_stats import HeadStats
+from core.methods.predictions import logit_lens, next_token_predictions
+from core.methods.words import word_analysis
+from core.policy.i18n import t
 from tests.app.helpers import analyze_in_app, decode, plotly_specs
 from viz.deeper import PATTERN_KEYS
 

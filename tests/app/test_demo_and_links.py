@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.i18n import t
+from core.policy.i18n import t
 from pages import common
 from tests.app.helpers import plotly_specs
 

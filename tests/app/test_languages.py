@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.i18n import catalogue
+from core.policy.i18n import catalogue
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = [

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from core.models import BUILTIN_MODELS, _package_dir
+from core.engine.models import BUILTIN_MODELS, _package_dir
 from tests.bad_inputs import CASES, GOOD_TEXT, make_folders, resolved
 
 SETTLED = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from core import AttnScopeError, analyze, load_model
-from core.examples import load_examples
-from core.links import parse_link
-from core.models import BUILTIN_MODELS, _package_dir
+from core.engine.models import BUILTIN_MODELS, _package_dir
+from core.policy.examples import load_examples
+from core.policy.links import parse_link
 from tests.bad_inputs import CASES, make_folders, resolved
 
 EXAMPLES = [example.id for example in load_examples()]

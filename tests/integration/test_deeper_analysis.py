@@ -7,13 +7,18 @@ import pytest
 import torch
 
 from core import InputError, analyze
-from core.ablation import ablate_heads, ablation_effect, rank_heads
-from core.analysis import tokenize
-from core.compare import compare
-from core.effective import capture_attention, norm_based_attention, rollout, transformed_values
-from core.head_stats import HeadStats
-from core.hooks import HookSet, attention_modules, count_hooks, output_bias
-from core.predictions import logit_lens, next_token_predictions
+from core.engine.analysis import tokenize
+from core.engine.hooks import HookSet, attention_modules, count_hooks, output_bias
+from core.methods.ablation import ablate_heads, ablation_effect, rank_heads
+from core.methods.compare import compare
+from core.methods.effective import (
+    capture_attention,
+    norm_based_attention,
+    rollout,
+    transformed_values,
+)
+from core.methods.head_stats import HeadStats
+from core.methods.predictions import logit_lens, next_token_predictions
 
 TEXT = "The quick brown fox jumps over the lazy dog because it was bored."
 SHORT = "The cat sat on the mat."

@@ -16,8 +16,8 @@ from core import (
     analyze,
     load_model,
 )
-from core.devices import pick_device
-from core.models import BUILTIN_MODELS, _package_dir
+from core.engine.devices import pick_device
+from core.engine.models import BUILTIN_MODELS, _package_dir
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from core import InputError, stats
-from core.generate import (
+from core.methods.generate import (
     Generation,
     GenerationConfig,
     analyze_generation,
     generate,
     generate_steps,
 )
-from core.words import merge_keys, truncate_groups, word_analysis
+from core.methods.words import merge_keys, truncate_groups, word_analysis
 
 PROMPT = "Once upon a time, there was a"  # 8 tokens
 SAMPLED = GenerationConfig(max_new_tokens=6, temperature=1.5, top_p=0.95, top_k=50, seed=1)

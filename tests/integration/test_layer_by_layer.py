@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from core import analyze
-from core.analysis import LayerNotHeldError, with_layers
-from core.streaming import attention_modules, capture_attention
+from core.engine.analysis import LayerNotHeldError, with_layers
+from core.engine.streaming import attention_modules, capture_attention
 
 TEXT = "Statistics layer by layer must equal the statistics of every layer at once, 日本語も."
 STATS = ("head_entropy", "normalized_head_entropy", "layer_entropy", "received_by_head")
@@ -88,8 +88,8 @@ def test_hooks_are_removed_even_when_the_pass_fails(minilm):
 
 
 def test_rollout_layer_by_layer_equals_rollout_of_all_layers(any_model):
-    from core.analysis import model_inputs
-    from core.effective import effective_analysis, rollout, rollout_layer_by_layer
+    from core.engine.analysis import model_inputs
+    from core.methods.effective import effective_analysis, rollout, rollout_layer_by_layer
 
     full = analyze(any_model, TEXT, method="all")
     streamed = rollout_layer_by_layer(any_model, model_inputs(full))
@@ -103,7 +103,7 @@ def test_rollout_layer_by_layer_equals_rollout_of_all_layers(any_model):
 
 
 def test_norm_based_view_rows_are_shares_of_the_norms(minilm):
-    from core.effective import effective_analysis, norm_based_attention
+    from core.methods.effective import effective_analysis, norm_based_attention
 
     result = analyze(minilm, TEXT)
     shown = effective_analysis(minilm, result, "norm")
@@ -115,8 +115,8 @@ def test_norm_based_view_rows_are_shares_of_the_norms(minilm):
 def test_effective_views_of_exact_token_ids_keep_those_tokens(smollm2):
     """An analysis of token ids (a generation) whose decoded text tokenizes otherwise ("he" +
     "llo" decodes to "hello", one token): the norm-based view reads the ids, not the text."""
-    from core.analysis import analyze_ids
-    from core.effective import effective_analysis
+    from core.engine.analysis import analyze_ids
+    from core.methods.effective import effective_analysis
 
     tokenizer = smollm2.tokenizer
     ids = tokenizer.encode("The he") + tokenizer.encode("llo world")
@@ -130,8 +130,8 @@ def test_effective_views_of_exact_token_ids_keep_those_tokens(smollm2):
 
 
 def test_words_and_head_statistics_of_a_long_input_equal_the_held_ones(smollm2):
-    from core.head_stats import HeadStats
-    from core.words import word_analysis
+    from core.methods.head_stats import HeadStats
+    from core.methods.words import word_analysis
 
     held = analyze(smollm2, TEXT)
     lean = analyze(smollm2, TEXT, keep_layers="none")
@@ -148,8 +148,8 @@ def test_words_and_head_statistics_of_a_long_input_equal_the_held_ones(smollm2):
 
 
 def test_limits_refuse_with_a_message(smollm2):
-    from core.effective import effective_analysis
-    from core.errors import InputError
+    from core.methods.effective import effective_analysis
+    from core.policy.errors import InputError
 
     long = analyze(smollm2, "word " * 900, max_tokens=800, keep_layers="none")
     with pytest.raises(InputError, match="Norm-based attention holds every layer"):

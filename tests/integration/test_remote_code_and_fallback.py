@@ -8,7 +8,7 @@ import json
 import pytest
 
 from core import AttnScopeError, load_model
-from core.models import BUILTIN_MODELS, resolve_source
+from core.engine.models import BUILTIN_MODELS, resolve_source
 
 PROBE = """
 from pathlib import Path

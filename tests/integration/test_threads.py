@@ -8,7 +8,7 @@ import threading
 import torch
 
 from core import analyze
-from core.ablation import ablate_heads
+from core.methods.ablation import ablate_heads
 
 TEXTS = ["The first session reads this.", "A second, longer text arrives at the same time here."]
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from core import InputError
-from core.ablation import (
+from core.engine.analysis import tokenize
+from core.engine.hooks import HookSet, architecture_for, attention_modules, count_hooks, output_bias
+from core.methods.ablation import (
     ablate_heads,
     ablation_effect,
     cosine_similarity,
@@ -18,8 +20,6 @@ from core.ablation import (
     rank_heads,
     ranking_baseline,
 )
-from core.analysis import tokenize
-from core.hooks import HookSet, architecture_for, attention_modules, count_hooks, output_bias
 from tests.unit.tiny_models import TINY_MODELS, tiny_bert, tiny_llama
 
 TEXT = "the cat sat on the mat , and it slept"

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from core.analysis import Analysis
+from core.engine.analysis import Analysis
 
 
 def two_head_layer() -> torch.Tensor:

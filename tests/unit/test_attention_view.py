@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.analysis import Analysis
+from core.engine.analysis import Analysis
 from viz.attention_view import (
     MAGIC,
     decode_payload,

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from core.analysis import Analysis
+from core.engine.analysis import Analysis
 from viz.bertviz_views import (
     VENDOR,
     bertviz_budget,

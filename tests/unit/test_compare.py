@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from core import InputError
-from core.analysis import Analysis
-from core.compare import align_tokens, compare
-from core.head_stats import HeadStats
+from core.engine.analysis import Analysis
+from core.methods.compare import align_tokens, compare
+from core.methods.head_stats import HeadStats
 
 
 def make(attn: torch.Tensor, words: list[str], ids: list[int] | None = None) -> Analysis:

@@ -7,21 +7,21 @@ import pytest
 import torch
 
 from core import UnsupportedModelError
-from core.analysis import analyze, tokenize
-from core.effective import (
-    capture_attention,
-    layer_norm_attention,
-    norm_based_attention,
-    rollout,
-    transformed_values,
-)
-from core.hooks import (
+from core.engine.analysis import analyze, tokenize
+from core.engine.hooks import (
     ARCHITECTURES,
     HookSet,
     architecture_for,
     attention_modules,
     count_hooks,
     output_matrix,
+)
+from core.methods.effective import (
+    capture_attention,
+    layer_norm_attention,
+    norm_based_attention,
+    rollout,
+    transformed_values,
 )
 from tests.unit.tiny_models import TINY_MODELS, tiny_bert, tiny_llama
 

@@ -8,9 +8,9 @@ from typing import get_args
 import pytest
 import torch
 
-from core import head_stats as hs
-from core.analysis import Analysis
-from core.head_stats import HEAD_METRICS, PATTERN_THRESHOLDS, HeadStats
+from core.engine.analysis import Analysis
+from core.methods import head_stats as hs
+from core.methods.head_stats import HEAD_METRICS, PATTERN_THRESHOLDS, HeadStats
 
 
 def one_hot_rows(targets: list[int], seq_len: int | None = None) -> torch.Tensor:

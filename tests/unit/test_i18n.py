@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import InputError
-from core.i18n import LANGUAGES, catalogue, parse_lang, t
+from core.policy.errors import InputError
+from core.policy.i18n import LANGUAGES, catalogue, parse_lang, t
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
@@ -18,9 +18,10 @@ SECTIONS = (
 )
 KEY = re.compile(rf"""["']((?:{SECTIONS})\.[a-z0-9_]+)["']""")
 SOURCES = [
-    *ROOT.glob("core/*.py"),
+    *ROOT.glob("core/**/*.py"),
     *ROOT.glob("viz/*.py"),
     *ROOT.glob("pages/*.py"),
+    *ROOT.glob("ui/*.py"),
     ROOT / "app.py",
 ]
 

@@ -29,7 +29,7 @@ def test_core_and_viz_sources_never_import_streamlit():
 def test_viz_sources_never_import_model_loading_code():
     modules = imported_modules("viz")
     assert not any(m.split(".")[0] == "transformers" for m in modules)
-    assert "core.models" not in modules and "core.devices" not in modules
+    assert "core.engine.models" not in modules and "core.engine.devices" not in modules
 
 
 def test_importing_core_and_viz_loads_neither_streamlit_nor_transformers():

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from core import InputError
-from core import predictions as pred
-from core.analysis import tokenize
-from core.hooks import HookSet
-from core.predictions import logit_lens, next_token_predictions, token_labels
+from core.engine.analysis import tokenize
+from core.engine.hooks import HookSet
+from core.methods import predictions as pred
+from core.methods.predictions import logit_lens, next_token_predictions, token_labels
 from tests.unit.tiny_models import TINY_MODELS, tiny_bert
 
 TEXT = "the cat sat on the mat , and it"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.errors import InputError
-from core.generate import (
+from core.methods.generate import (
     GenerationConfig,
     apply_temperature,
     choose_token,
@@ -14,6 +13,7 @@ from core.generate import (
     top_k_filter,
     top_p_filter,
 )
+from core.policy.errors import InputError
 
 NEG_INF = float("-inf")
 

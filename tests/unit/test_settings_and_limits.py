@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from core.errors import InputError
-from core.limits import ConcurrencyGate, RateLimiter
-from core.links import MAX_LINK_TEXT, link_params, parse_link
-from core.settings import DEMO, LOCAL, check_request, load_settings, looks_like_path
+from core.policy.errors import InputError
+from core.policy.limits import ConcurrencyGate, RateLimiter
+from core.policy.links import MAX_LINK_TEXT, link_params, parse_link
+from core.policy.settings import DEMO, LOCAL, check_request, load_settings, looks_like_path
 
 
 def test_demo_mode_from_the_environment_or_the_secrets():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from core import stats
+from core.engine import stats
 
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
 

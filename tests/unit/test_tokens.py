@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.tokens import (
+from core.engine.tokens import (
     bytes_label,
     labels_by_decoding,
     labels_from_offsets,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from core.analysis import Analysis
+from core.engine.analysis import Analysis
 from viz import (
     analysis_json,
     entropy_heatmap,

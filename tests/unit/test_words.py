@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.analysis import Analysis
-from core.words import (
+from core.engine.analysis import Analysis
+from core.methods.words import (
     Words,
     character_words,
     groups_from_word_ids,

@@ -1,11 +1,11 @@
 """Tiny random models built offline from configs, with a word-level tokenizer, wrapped as
-:class:`core.models.LoadedModel`: small enough to run hooks and ablations in milliseconds."""
+:class:`core.engine.models.LoadedModel`: small enough to run hooks and ablations in milliseconds."""
 
 from __future__ import annotations
 
 import torch
 
-from core.models import LoadedModel
+from core.engine.models import LoadedModel
 
 WORDS = [
     "the",

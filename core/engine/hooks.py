@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
-from core.errors import UnsupportedModelError
+from core.policy.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
-    from core.models import LoadedModel
+    from core.engine.models import LoadedModel
 
 __all__ = [
     "ARCHITECTURES",
@@ -99,7 +99,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 def architecture_for(model: nn.Module) -> Architecture:
     """The :class:`Architecture` of ``model`` (any ``PreTrainedModel``), or an
-    :class:`~core.errors.UnsupportedModelError` saying which families are supported."""
+    :class:`~core.policy.errors.UnsupportedModelError` saying which families are supported."""
     model_type = str(getattr(getattr(model, "config", None), "model_type", "") or "unknown")
     architecture = ARCHITECTURES.get(model_type)
     if architecture is None:

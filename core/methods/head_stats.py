@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor
 
-from core import stats
+from core.engine import stats
 
 if TYPE_CHECKING:
-    from core.analysis import Analysis
-    from core.models import LoadedModel
+    from core.engine.analysis import Analysis
+    from core.engine.models import LoadedModel
 
 __all__ = [
     "HEAD_METRICS",
@@ -153,7 +153,9 @@ def next_share(attn: Tensor) -> Tensor:
     return _off_diagonal_share(attn, 1)
 
 
-_FRAGMENT = re.compile(r"\(\d+/\d+\)$")  # the "(k/n)" core.tokens appends to split characters
+_FRAGMENT = re.compile(
+    r"\(\d+/\d+\)$"
+)  # the "(k/n)" core.engine.tokens appends to split characters
 
 
 def punctuation_positions(tokens: Sequence[str], special: Sequence[bool] | None = None) -> Tensor:
@@ -353,7 +355,7 @@ class HeadStats:
 
     @classmethod
     def from_analysis(cls, analysis: Analysis, loaded: LoadedModel | None = None) -> HeadStats:
-        """All statistics of an :class:`~core.analysis.Analysis`. When it does not hold every
+        """All statistics of an :class:`~core.engine.analysis.Analysis`. When it does not hold every
         layer (a long input), ``loaded`` recomputes them one layer at a time, never holding
         more than one layer's weights."""
         if len(analysis.held_layers) == analysis.n_layers:
@@ -365,8 +367,8 @@ class HeadStats:
             )
         if loaded is None:
             raise ValueError("a long analysis needs the model to recompute its layers")
-        from core.analysis import model_inputs
-        from core.streaming import map_layers
+        from core.engine.analysis import model_inputs
+        from core.engine.streaming import map_layers
 
         masks = _KeyMasks.of(analysis.tokens, analysis.special)  # once, not once per layer
 
@@ -459,13 +461,13 @@ HEAD_METRICS: dict[HeadMetric, MetricInfo] = {
     "entropy": MetricInfo(
         "entropy (nats)",
         "mean_i -sum_j a[i,j] ln a[i,j]",
-        "core.stats.head_entropy",
+        "core.engine.stats.head_entropy",
         lambda s: s.entropy,
     ),
     "normalized_entropy": MetricInfo(
         "normalised entropy",
         "mean_i of row entropy / ln(keys query i can see)",
-        "core.stats.normalized_head_entropy",
+        "core.engine.stats.normalized_head_entropy",
         lambda s: s.normalized_entropy,
     ),
     "confidence": MetricInfo(

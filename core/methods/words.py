@@ -55,12 +55,13 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from core.errors import InputError
-from core.tokens import byte_level_bytes, make_visible
+from core.engine import budget
+from core.engine.tokens import byte_level_bytes, make_visible
+from core.policy.errors import InputError
 
 if TYPE_CHECKING:
-    from core.analysis import Analysis
-    from core.models import LoadedModel
+    from core.engine.analysis import Analysis
+    from core.engine.models import LoadedModel
 
 __all__ = [
     "CjkRule",
@@ -192,10 +193,10 @@ def word_ids(
     """The word each token belongs to, from its character offsets (rules: module docstring).
 
     ``offsets[t] = (start, end)`` are token t's characters in ``texts[sequence_ids[t]]``, as a fast
-    tokenizer gives them (``return_offsets_mapping``) or :func:`core.tokens.offsets_by_decoding`
-    makes them; ``sequence_ids[t] is None`` or ``special[t]`` marks a special token. Unlike
-    ``encoding.word_ids()``, every token gets a word (special tokens their own) and words never
-    cross sentences.
+    tokenizer gives them (``return_offsets_mapping``) or
+    :func:`core.engine.tokens.offsets_by_decoding` makes them; ``sequence_ids[t] is None`` or
+    ``special[t]`` marks a special token. Unlike ``encoding.word_ids()``, every token gets a word
+    (special tokens their own) and words never cross sentences.
 
     WordPiece (``##`` continues a word; offsets leave out spaces):
 
@@ -395,7 +396,7 @@ def merge_labels(
     special: Sequence[bool] | None = None,
 ) -> tuple[str, ...]:
     """Each word as written in the original text: the characters from its first piece's start to
-    its last piece's end, made visible (:func:`core.tokens.make_visible`). Never a tokenizer
+    its last piece's end, made visible (:func:`core.engine.tokens.make_visible`). Never a tokenizer
     marker (``##``, ``Ġ``, ``▁``) or a byte piece; a special token keeps its own name.
 
     >>> merge_labels(["日本 ok"], [(0, 1), (0, 1), (1, 2), (2, 5)], [0, 0, 0, 0],
@@ -452,7 +453,7 @@ def _offsets_of(
     """Texts, offsets and sequence ids for the tokens of ``analysis``: from the fast tokenizer
     when tokenizing the analysis' text again gives exactly its token ids, else by decoding the ids
     (a generated text, a slow tokenizer)."""
-    from core.analysis import tokenize, tokenize_ids
+    from core.engine.analysis import tokenize, tokenize_ids
 
     if analysis.text.strip():
         try:
@@ -473,7 +474,7 @@ def _offsets_of(
 
 def find_words(loaded: LoadedModel, analysis: Analysis, *, cjk: CjkRule = "character") -> Words:
     """How the tokens of ``analysis`` (made by ``loaded``) group into words."""
-    from core.analysis import special_ids
+    from core.engine.analysis import special_ids
 
     texts, offsets, sequence_ids = _offsets_of(loaded, analysis)
     specials = special_ids(loaded.tokenizer)
@@ -492,23 +493,18 @@ def find_words(loaded: LoadedModel, analysis: Analysis, *, cjk: CjkRule = "chara
     )
 
 
-# The word-level analysis holds every layer, like a short token-level one does.
-WORDS_MAX_BYTES = 512 * 2**20
-
-
 def _merged_attention(loaded: LoadedModel, analysis: Analysis, groups: Groups) -> Tensor:
     """``merge_attention`` of every layer: from the held weights, or (long inputs) layer by
     layer from a new forward pass, so the token-level weights are never all held at once."""
     n_words = len(groups)
-    if analysis.n_layers * analysis.n_heads * n_words * n_words * 4 > WORDS_MAX_BYTES:
-        per_layer = analysis.n_layers * analysis.n_heads * 4
-        raise InputError(
-            "error.words_too_long", words=n_words, limit=int((WORDS_MAX_BYTES / per_layer) ** 0.5)
-        )
+    # The word-level analysis holds every layer, like a short token-level one does.
+    if not budget.fits(analysis.n_layers, analysis.n_heads, n_words):
+        limit = budget.max_seq_len(analysis.n_layers, analysis.n_heads)
+        raise InputError("error.words_too_long", words=n_words, limit=limit)
     if len(analysis.held_layers) == analysis.n_layers:
         return merge_attention(analysis.attentions, groups)  # (L, H, W, W)
-    from core.analysis import model_inputs
-    from core.streaming import map_layers
+    from core.engine.analysis import model_inputs
+    from core.engine.streaming import map_layers
 
     def merged(layer: int, weights: Tensor) -> Tensor:
         return merge_attention(weights.float(), groups).cpu()  # (H, W, W)
@@ -532,7 +528,7 @@ def word_analysis(
     its first piece's id and ``special`` whether it is a special token. Pass ``words`` (from
     :func:`find_words`) to reuse a grouping.
     """
-    from core.analysis import Analysis
+    from core.engine.analysis import Analysis
 
     words = words or find_words(loaded, analysis, cjk=cjk)
     merged = _merged_attention(loaded, analysis, words.groups)  # (L, H, W, W)

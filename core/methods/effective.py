@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from core.analysis import Analysis, forward_all_layers, model_inputs, tokenize
-from core.errors import InputError
-from core.hooks import HookSet, architecture_for, attention_modules, output_matrix
-from core.streaming import map_layers
+from core.engine import budget
+from core.engine.analysis import Analysis, forward_all_layers, model_inputs, tokenize
+from core.engine.hooks import HookSet, architecture_for, attention_modules, output_matrix
+from core.engine.streaming import map_layers
+from core.policy.errors import InputError
 
 if TYPE_CHECKING:
-    from core.models import LoadedModel
+    from core.engine.models import LoadedModel
 
 __all__ = [
     "EFFECTIVE_MODES",
@@ -38,8 +39,6 @@ __all__ = [
 
 EffectiveMode = Literal["raw", "rollout", "norm"]
 EFFECTIVE_MODES: tuple[EffectiveMode, ...] = ("raw", "rollout", "norm")
-# Norm-based attention holds every layer's (H, T, T) norms at once, like the raw weights do.
-NORM_MAX_BYTES = 512 * 2**20
 
 
 def rollout(attentions: Tensor, *, residual: float = 0.5) -> Tensor:
@@ -141,7 +140,7 @@ class AttentionCapture:
 
 def capture_attention(loaded: LoadedModel, inputs: dict[str, Tensor]) -> AttentionCapture:
     """One forward pass of ``loaded.model.base_model`` over ``inputs`` (``Tokenized.inputs`` or
-    :func:`~core.analysis.model_inputs`) recording attention weights, the value
+    :func:`~core.engine.analysis.model_inputs`) recording attention weights, the value
     projection's output and the output projection's input in every layer. The hooks are removed
     when the pass ends, also when it raises."""
     architecture = architecture_for(loaded.model)
@@ -195,8 +194,8 @@ def norm_based_attention(
     loaded: LoadedModel, text: str, pair: str | None = None, *, max_tokens: int | None = None
 ) -> NormAttention:
     """Norm-based attention of ``text`` (and ``pair``, encoders only) under ``loaded``, from one
-    forward pass with hooks on the value and output projections (see :mod:`core.hooks` for the
-    supported families; others raise :class:`~core.errors.UnsupportedModelError`)."""
+    forward pass with hooks on the value and output projections (see :mod:`core.engine.hooks`
+    for the supported families; others raise :class:`~core.policy.errors.UnsupportedModelError`)."""
     tokenized = tokenize(loaded, text, pair, max_tokens=max_tokens)
     return _norm_attention(loaded, tokenized.inputs, tokenized.tokens)
 
@@ -253,13 +252,10 @@ def effective_analysis(loaded: LoadedModel, result: Analysis, mode: EffectiveMod
     if mode == "rollout":
         rolled = rollout_layer_by_layer(loaded, model_inputs(result))  # (L, T, T)
         return result.derived(rolled.unsqueeze(1))  # (L, 1, T, T)
-    size = result.n_layers * result.n_heads * result.seq_len**2 * 4
-    if size > NORM_MAX_BYTES:
-        raise InputError(
-            "error.norm_too_long",
-            tokens=result.seq_len,
-            limit=int((NORM_MAX_BYTES / (result.n_layers * result.n_heads * 4)) ** 0.5),
-        )
+    # Norm-based attention holds every layer's (H, T, T) norms at once, like the raw weights do.
+    if not budget.fits(result.n_layers, result.n_heads, result.seq_len):
+        limit = budget.max_seq_len(result.n_layers, result.n_heads)
+        raise InputError("error.norm_too_long", tokens=result.seq_len, limit=limit)
     # The analysis' own token ids: text decoded from ids (a generation) may tokenize otherwise.
     norm = _norm_attention(loaded, model_inputs(result), result.tokens)
     shares = norm.norms / norm.norms.sum(dim=-1, keepdim=True).clamp_min(1e-12)  # (L, H, T, T)

@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor
 
-from core import stats
-from core.analysis import analyze_ids, check_text, decoder, special_ids, tokenize_ids
-from core.errors import InputError, UnsupportedModelError
-from core.tokens import bytes_label, decoded_piece, make_visible
-from core.words import (
+from core.engine import stats
+from core.engine.analysis import analyze_ids, check_text, decoder, special_ids, tokenize_ids
+from core.engine.tokens import bytes_label, decoded_piece, make_visible
+from core.methods.words import (
     CjkRule,
     Groups,
     groups_from_word_ids,
@@ -38,10 +37,11 @@ from core.words import (
     truncate_groups,
     word_ids,
 )
+from core.policy.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:
-    from core.analysis import Analysis
-    from core.models import LoadedModel
+    from core.engine.analysis import Analysis
+    from core.engine.models import LoadedModel
 
 __all__ = [
     "MAX_NEW_TOKENS",
@@ -100,12 +100,12 @@ def _is_int(value: object) -> bool:
 class GenerationConfig:
     """How to generate. ``top_k = 0`` and ``top_p = 1`` turn those filters off; with ``greedy``,
     temperature, top-k, top-p and the seed are ignored. Invalid values raise
-    :class:`~core.errors.InputError` with a message saying which range is allowed.
+    :class:`~core.policy.errors.InputError` with a message saying which range is allowed.
 
     >>> GenerationConfig(temperature=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    core.errors.InputError: Temperature must be above 0 and at most 100 (got 0); for always ...
+    core.policy.errors.InputError: Temperature must be above 0 and at most 100 (got 0); ...
     """
 
     max_new_tokens: int = 32
@@ -530,7 +530,7 @@ class Generation:
     prompt_ids: tuple[int, ...]
     steps: tuple[GenerationStep, ...]
     stop_reason: StopReason
-    text: str  # the whole sequence decoded (see core.tokens.offsets_by_decoding)
+    text: str  # the whole sequence decoded (see core.engine.tokens.offsets_by_decoding)
     offsets: tuple[tuple[int, int], ...]  # each position's characters in text
     tokens: tuple[str, ...]  # readable label of each position, prompt first
     special: tuple[bool, ...]
@@ -602,7 +602,7 @@ class Generation:
         return self.tokens[self.n_prompt_tokens :]
 
     def word_groups(self, cjk: CjkRule = "character") -> Groups:
-        """Token positions of each word in the whole sequence (rules: :mod:`core.words`)."""
+        """Token positions of each word in the whole sequence (rules: :mod:`core.methods.words`)."""
         sequence_ids = [None if s else 0 for s in self.special]
         ids = word_ids([self.text], self.offsets, sequence_ids, self.special, cjk=cjk)
         return groups_from_word_ids(ids)

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from core.analysis import Tokenized, tokenize
-from core.errors import InputError, UnsupportedModelError
-from core.hooks import architecture_for
-from core.tokens import make_visible
+from core.engine.analysis import Tokenized, tokenize
+from core.engine.hooks import architecture_for
+from core.engine.tokens import make_visible
+from core.policy.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:
-    from core.models import LoadedModel
+    from core.engine.models import LoadedModel
 
 __all__ = [
     "LogitLens",
@@ -45,7 +45,7 @@ class TokenProb:
 
 
 def token_labels(tokenizer: Any, token_ids: Sequence[int]) -> tuple[str, ...]:
-    """Readable labels for token ids: each id decoded on its own, then :func:`core.tokens.
+    """Readable labels for token ids: each id decoded on its own, then :func:`core.engine.tokens.
     make_visible` (a leading space is dropped, a lone space shows as ``␣``). A byte-level piece of
     a multi-byte character decodes to ``�``."""
     cache: dict[int, str] = {}

@@ -7,8 +7,8 @@ from typing import Literal, get_args
 
 import torch
 
-from core.errors import InputError
-from core.parsing import whole_number
+from core.policy.errors import InputError
+from core.policy.parsing import whole_number
 
 __all__ = ["DeviceName", "configure_cpu_threads", "pick_device"]
 

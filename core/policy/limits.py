@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from core.errors import InputError
+from core.policy.errors import InputError
 
 __all__ = ["ConcurrencyGate", "RateLimiter"]
 

@@ -18,7 +18,7 @@ __all__ = ["DEFAULT_LANG", "LANGUAGES", "Lang", "catalogue", "missing_marker", "
 Lang = Literal["en", "ja"]
 LANGUAGES: dict[Lang, str] = {"en": "English", "ja": "日本語"}
 DEFAULT_LANG: Lang = "en"
-CATALOGUES = Path(__file__).resolve().parent.parent / "assets" / "i18n"
+CATALOGUES = Path(__file__).resolve().parents[2] / "assets" / "i18n"
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from pathlib import Path
 
 __all__ = ["EXAMPLES_FILE", "Example", "load_examples"]
 
-EXAMPLES_FILE = Path(__file__).resolve().parent.parent / "assets" / "examples" / "examples.json"
+EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "examples.json"
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from core.analysis import Tokenized, tokenize
-from core.errors import InputError
-from core.hooks import HookSet, attention_modules
-from core.predictions import TokenProb, token_labels, top_k_probs
+from core.engine.analysis import Tokenized, tokenize
+from core.engine.hooks import HookSet, attention_modules
+from core.methods.predictions import TokenProb, token_labels, top_k_probs
+from core.policy.errors import InputError
 
 if TYPE_CHECKING:
-    from core.models import LoadedModel, ModelKind
+    from core.engine.models import LoadedModel, ModelKind
 
 __all__ = [
     "AblationEffect",

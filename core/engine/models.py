@@ -1,8 +1,8 @@
 """Model registry and the one loader: built-in bundled models, Hugging Face ids and local folders.
 
 Every model loads with eager attention (the other backends return no attention weights), in
-``eval()`` mode, on the device chosen once by :func:`core.devices.pick_device`. SmolLM2 ships as a
-GGUF file; it is converted once and kept as safetensors in a cache folder, so later loads take
+``eval()`` mode, on the device chosen once by :func:`core.engine.devices.pick_device`. SmolLM2 ships
+as a GGUF file; it is converted once and kept as safetensors in a cache folder, so later loads take
 well under a second instead of ~30 s.
 """
 
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from core.devices import configure_cpu_threads, pick_device
-from core.errors import (
+from core.engine.devices import configure_cpu_threads, pick_device
+from core.policy.errors import (
     AttnScopeError,
     ModelLoadError,
     ModelNotFoundError,
@@ -296,7 +296,7 @@ def load_model(
     """Load ``name`` (built-in name, Hugging Face id or model folder) ready for analysis.
 
     ``progress`` receives one line per stage (resolving, converting, loading weights). Every
-    failure raises an :class:`~core.errors.AttnScopeError` whose message says what to do.
+    failure raises an :class:`~core.policy.errors.AttnScopeError` whose message says what to do.
     ``trust_remote_code`` stays off unless the caller turns it on explicitly.
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer

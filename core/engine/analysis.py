@@ -18,16 +18,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor
 
-from core import stats
-from core.errors import AttnScopeError, InputError, UnsupportedModelError
-from core.streaming import (
+from core.engine import budget, stats
+from core.engine.streaming import (
     THUMBNAIL_SIZE,
     layer_statistics,
     model_inputs_to_device,
     recompute_layers,
     stream_statistics,
 )
-from core.tokens import (
+from core.engine.tokens import (
     Decode,
     broken_as_bytes,
     labels_by_decoding,
@@ -35,9 +34,10 @@ from core.tokens import (
     offsets_by_decoding,
     readable_raw_token,
 )
+from core.policy.errors import AttnScopeError, InputError, UnsupportedModelError
 
 if TYPE_CHECKING:
-    from core.models import LoadedModel, ModelKind
+    from core.engine.models import LoadedModel, ModelKind
 
 __all__ = [
     "DEFAULT_KEEP_BYTES",
@@ -60,9 +60,9 @@ __all__ = [
 
 Method = Literal["layers", "all"]
 KeepLayers = Literal["auto", "all", "none"] | Sequence[int]
-# Hold every layer's weights while they take at most this much (512 MB: MiniLM to 8k tokens is
-# far below, SmolLM2 fits up to ~700 tokens); beyond it only statistics and the chosen layers.
-DEFAULT_KEEP_BYTES = 512 * 2**20
+# Hold every layer's weights while they fit the budget (core.engine.budget); beyond it only
+# statistics and the chosen layers.
+DEFAULT_KEEP_BYTES = budget.DEFAULT_BUDGET_BYTES
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Tokenized:
     input_ids: Tensor  # (1, seq_len)
     extra_inputs: dict[str, Tensor]  # token_type_ids etc., each (1, seq_len)
     raw_tokens: tuple[str, ...]
-    tokens: tuple[str, ...]  # readable labels, see core.tokens
+    tokens: tuple[str, ...]  # readable labels, see core.engine.tokens
     special: tuple[bool, ...]
     sentence_b_start: int | None  # first token of the second sentence, if any
     truncated: bool
@@ -113,10 +113,10 @@ class Analysis:
     """Everything AttnScope knows about one text under one model.
 
     Attention is ``[layer, head, query_pos, key_pos]``, float32 on the CPU; every row sums to 1
-    and, for decoders, is 0 above the diagonal. Statistics (defined in :mod:`core.stats`) cover
-    every layer; the full weights are held for ``held_layers`` only: all of them for short inputs,
-    fewer for long ones (see :func:`analyze`), the rest recomputed on demand by
-    :func:`with_layers`.
+    and, for decoders, is 0 above the diagonal. Statistics (defined in
+    :mod:`core.engine.stats`) cover every layer; the full weights are held for ``held_layers``
+    only: all of them for short inputs, fewer for long ones (see :func:`analyze`), the rest
+    recomputed on demand by :func:`with_layers`.
     """
 
     model_name: str
@@ -252,7 +252,7 @@ class Analysis:
     @functools.cached_property
     def thumbnails(self) -> Tensor:
         """Every head's map max-pooled to ``S x S``, ``(n_layers, n_heads, S, S)`` with ``S =
-        min(seq_len, 32)`` (see :func:`core.stats.pooled_attention`): kept from the
+        min(seq_len, 32)`` (see :func:`core.engine.stats.pooled_attention`): kept from the
         layer-by-layer pass for long inputs, else made from the held weights once."""
         if self.pooled_maps is not None:
             return self.pooled_maps
@@ -346,7 +346,7 @@ def check_text(text: str | None) -> str:
     >>> check_text("  \\u200b\\x00")
     Traceback (most recent call last):
     ...
-    core.errors.InputError: The text is empty: type or paste some text to analyse.
+    core.policy.errors.InputError: The text is empty: type or paste some text to analyse.
     >>> check_text("a\\u200b")
     'a\\u200b'
     """
@@ -438,7 +438,8 @@ def tokenize_ids(
 ) -> Tokenized:
     """An exact sequence of token ids as the model sees it, with no tokenizing and no special
     tokens added: the text, offsets and labels come from decoding (see
-    :func:`core.tokens.offsets_by_decoding`). Longer sequences are cut to the model's limit."""
+    :func:`core.engine.tokens.offsets_by_decoding`). Longer sequences are cut to the model's
+    limit."""
     ids = [int(i) for i in token_ids]
     if not ids:
         raise InputError("error.no_tokens")
@@ -496,8 +497,7 @@ def _layers_to_keep(
     if keep == "none":
         return ()
     if keep == "auto":
-        fits = n_layers * n_heads * seq_len * seq_len * 4 <= keep_bytes
-        return tuple(range(n_layers)) if fits else ()
+        return tuple(range(n_layers)) if budget.fits(n_layers, n_heads, seq_len, keep_bytes) else ()
     return tuple(sorted({int(layer) for layer in keep if 0 <= int(layer) < n_layers}))
 
 
@@ -515,7 +515,7 @@ def analyze(
 
     Input longer than the model's limit (or ``max_tokens``) is truncated; ``truncated`` and
     ``n_input_tokens`` say so. ``method="layers"`` (default) takes the statistics layer by layer
-    as the forward pass runs (:mod:`core.streaming`) and holds the weights of ``keep_layers``
+    as the forward pass runs (:mod:`core.engine.streaming`) and holds the weights of ``keep_layers``
     only: ``"auto"`` holds all of them while they fit in ``keep_bytes``, none beyond.
     ``method="all"`` asks the model for every layer at once (``output_attentions=True``) and
     holds everything; both give the same statistics.

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from core.analysis import Analysis
-from core.errors import InputError
-from core.head_stats import HEAD_METRICS, HeadMetric, HeadPattern, HeadStats
+from core.engine.analysis import Analysis
+from core.methods.head_stats import HEAD_METRICS, HeadMetric, HeadPattern, HeadStats
+from core.policy.errors import InputError
 
 __all__ = [
     "Comparison",

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.errors import InputError
-from core.models import BUILTIN_MODELS
-from core.parsing import whole_number
+from core.engine.models import BUILTIN_MODELS
+from core.policy.errors import InputError
+from core.policy.parsing import whole_number
 
 __all__ = ["DEMO", "LOCAL", "Settings", "check_request", "load_settings", "looks_like_path"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.i18n import DEFAULT_LANG, Lang, t
+from core.policy.i18n import DEFAULT_LANG, Lang, t
 
 __all__ = [
     "AttnScopeError",
@@ -21,7 +21,7 @@ def _rebuild(cls: type[AttnScopeError], key: str, params: dict[str, object]) -> 
 
 
 class AttnScopeError(Exception):
-    """Base class: a catalogue ``key`` (see :mod:`core.i18n`) and the values it needs.
+    """Base class: a catalogue ``key`` (see :mod:`core.policy.i18n`) and the values it needs.
 
     >>> error = InputError("error.empty_text")
     >>> str(error)

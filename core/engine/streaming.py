@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, TypeVar
 import torch
 from torch import Tensor, nn
 
-from core import stats
-from core.errors import UnsupportedModelError
-from core.hooks import HookSet
+from core.engine import stats
+from core.engine.hooks import HookSet
+from core.policy.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
-    from core.models import LoadedModel
+    from core.engine.models import LoadedModel
 
 __all__ = [
     "LayerStatistics",
@@ -128,7 +128,7 @@ class LayerStatistics:
 
 def layer_statistics(attn: Tensor, *, causal: bool) -> dict[str, Tensor]:
     """The statistics of one layer's ``(n_heads, T, T)`` (or all layers' ``(L, H, T, T)``)
-    attention; both paths of :func:`core.analysis.analyze` use this one definition.
+    attention; both paths of :func:`core.engine.analysis.analyze` use this one definition.
 
     >>> out = layer_statistics(torch.full((2, 3, 3), 1 / 3), causal=False)
     >>> out["head_entropy"], out["layer_entropy"]

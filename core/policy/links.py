@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from core.i18n import Lang, parse_lang
-from core.parsing import whole_number
+from core.policy.i18n import Lang, parse_lang
+from core.policy.parsing import whole_number
 
 __all__ = [
     "MAX_LINK_TEXT",
