@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.appserver import launch_chromium, start_app
-from core.i18n import t as translate
+from core.policy.i18n import t as translate
 
 WORDS = (
     "alpha",
@@ -104,7 +104,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def broken_model_folder(root: Path) -> Path:
-    from core.models import BUILTIN_MODELS, _package_dir
+    from core.engine.models import BUILTIN_MODELS, _package_dir
 
     source = _package_dir(BUILTIN_MODELS["minilm"]) / "model"
     folder = root / "truncated"

@@ -9,8 +9,8 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core import load_model  # noqa: E402  (after HF_HUB_OFFLINE is set)
-from core.ablation import rank_heads  # noqa: E402
-from core.analysis import tokenize  # noqa: E402
+from core.engine.analysis import tokenize  # noqa: E402
+from core.methods.ablation import rank_heads  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog because it was bored and wanted to play."
 

@@ -63,7 +63,7 @@ def time_analyze(name: str, n_tokens: int) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    from core.models import cache_root
+    from core.engine.models import cache_root
 
     print("AttnScope load and analyze timings (median of 3; CPU threads:", end=" ")
     import torch

@@ -75,8 +75,8 @@ def measure_compute(name: str, n_tokens: int, row: Row) -> None:
     import torch
 
     from core import analyze, load_model
-    from core.analysis import tokenize
-    from core.streaming import model_inputs_to_device
+    from core.engine.analysis import tokenize
+    from core.engine.streaming import model_inputs_to_device
     from viz.attention_view import encode_head_view, encode_model_view
 
     loaded = load_model(name)
@@ -125,7 +125,7 @@ def bertviz_bytes(loaded, result) -> tuple[int, bool]:
     import torch
     from bertviz import head_view
 
-    from core.analysis import model_inputs, with_layers
+    from core.engine.analysis import model_inputs, with_layers
 
     if result.seq_len <= 256:
         with torch.inference_mode():
@@ -172,7 +172,7 @@ _RSS_BERTVIZ = (
 import json, sys, torch
 from bertviz import head_view
 from core import load_model
-from core.analysis import tokenize
+from core.engine.analysis import tokenize
 name, n = sys.argv[1], int(sys.argv[2])
 text = {text!r} * (n // 8 + 4)
 loaded = load_model(name)
