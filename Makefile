@@ -10,7 +10,7 @@ PORT ?= 8501
 # apt-get needs root; use sudo only where we are not root already.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format bench install install-dev chromium clean
+.PHONY: run test test-fast lint format bench install install-dev chromium clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ format: install-dev
 
 test: install-dev chromium lint
 	$(PY) -m pytest
+
+# The inner loop: unit tests and doctests only (no real models, no AppTest, no browser, no lint),
+# well under a minute. `make test` is still what CI runs and what must pass before a commit.
+test-fast: install-dev
+	$(PY) -m pytest tests/unit core viz
 
 bench: install-dev chromium
 	$(PY) -m bench
