@@ -8,8 +8,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from core import load_model  # noqa: E402  (after HF_HUB_OFFLINE is set)
-from core.engine.analysis import tokenize  # noqa: E402
+from core import analyze, load_model  # noqa: E402  (after HF_HUB_OFFLINE is set)
 from core.methods.ablation import rank_heads  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog because it was bored and wanted to play."
@@ -20,10 +19,11 @@ def main() -> None:
     print(f"{header}  most important")
     for name in ("minilm", "smollm2"):
         loaded = load_model(name)
-        n_tokens = tokenize(loaded, TEXT).input_ids.shape[1]
-        rank_heads(loaded, TEXT, layers=[0])  # warm-up: first passes are slower
+        result = analyze(loaded, TEXT)
+        n_tokens = result.seq_len
+        rank_heads(loaded, result, layers=[0])  # warm-up: first passes are slower
         started = time.perf_counter()
-        ranking = rank_heads(loaded, TEXT)
+        ranking = rank_heads(loaded, result)
         seconds = time.perf_counter() - started
         layer, head, value = ranking.ranked()[0]
         print(

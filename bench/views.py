@@ -75,13 +75,13 @@ def measure_compute(name: str, n_tokens: int, row: Row) -> None:
     import torch
 
     from core import analyze, load_model
-    from core.engine.analysis import tokenize
-    from core.engine.streaming import model_inputs_to_device
+    from core.engine.streaming import run_inputs
+    from core.engine.tokenize import tokenize
     from viz.attention_view import encode_head_view, encode_model_view
 
     loaded = load_model(name)
     tokenized = tokenize(loaded, text_of(n_tokens), max_tokens=n_tokens)
-    inputs = model_inputs_to_device(loaded, tokenized.inputs)
+    inputs = run_inputs(loaded, tokenized.inputs)
     base = loaded.model.base_model
 
     def bare() -> float:
@@ -125,11 +125,11 @@ def bertviz_bytes(loaded, result) -> tuple[int, bool]:
     import torch
     from bertviz import head_view
 
-    from core.engine.analysis import model_inputs, with_layers
+    from core.engine.run import with_layers
 
     if result.seq_len <= 256:
         with torch.inference_mode():
-            out = loaded.model.base_model(**model_inputs(result), output_attentions=True)
+            out = loaded.model.base_model(**result.model_inputs(), output_attentions=True)
         html = head_view(out.attentions, list(result.tokens), html_action="return")
         return len(html.data), True
     sizes = []
@@ -172,7 +172,7 @@ _RSS_BERTVIZ = (
 import json, sys, torch
 from bertviz import head_view
 from core import load_model
-from core.engine.analysis import tokenize
+from core.engine.tokenize import tokenize
 name, n = sys.argv[1], int(sys.argv[2])
 text = {text!r} * (n // 8 + 4)
 loaded = load_model(name)

@@ -10,13 +10,14 @@ Words instead of pieces: :mod:`core.methods.words`; step-by-step generation:
 :mod:`core.methods.generate`.
 """
 
-from core.engine.analysis import Analysis, AttendedToken, analyze, analyze_ids, check_text, tokenize
+from core.engine.analysis import Analysis, AttendedToken
 from core.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, load_model
+from core.engine.run import analyze, analyze_ids, with_layers
+from core.engine.tokenize import check_text, tokenize
 from core.methods.generate import (
     Generation,
     GenerationConfig,
     GenerationStep,
-    analyze_generation,
     generate_steps,
 )
 from core.methods.words import Words, find_words, word_analysis
@@ -44,8 +45,8 @@ __all__ = [
     "UnsupportedModelError",
     "Words",
     "analyze",
-    "analyze_generation",
     "analyze_ids",
+    "with_layers",
     "check_text",
     "find_words",
     "generate_steps",

@@ -11,8 +11,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from core.engine.analysis import Analysis, analyze, check_text
+from core.engine.analysis import Analysis
 from core.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, load_model
+from core.engine.run import analyze
+from core.engine.tokenize import check_text
 from core.policy.errors import AttnScopeError
 
 __all__ = ["format_report", "main"]

@@ -1,16 +1,16 @@
-"""Turning a text into an analysis: tokens, attention ``[layer, head, query, key]`` and statistics.
+"""The one object that flows from a model to every view: :class:`Analysis`.
 
-:func:`analyze` runs one forward pass with attention outputs and returns one frozen
-:class:`Analysis`, which every view, table, export and the command line read from.
-:func:`analyze_ids` does the same for an exact sequence of token ids (a generated text), which
-re-tokenizing its text could split differently.
+An Analysis holds what the model saw (token ids, segment ids, character offsets, the special-token
+mask), the attention ``[layer, head, query, key]`` of the layers it holds and statistics of every
+layer. It is either *runnable* (made by :mod:`core.engine.run` from a tokenization: its inputs can
+be run again, see :meth:`Analysis.model_inputs`) or *derived* (words, rollout, norm-based
+attention, a comparison: made by :meth:`Analysis.derive`, for showing only).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,51 +18,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor
 
-from core.engine import budget, stats
-from core.engine.streaming import (
-    THUMBNAIL_SIZE,
-    layer_statistics,
-    model_inputs_to_device,
-    recompute_layers,
-    stream_statistics,
-)
-from core.engine.tokens import (
-    Decode,
-    broken_as_bytes,
-    labels_by_decoding,
-    labels_from_offsets,
-    offsets_by_decoding,
-    readable_raw_token,
-)
-from core.policy.errors import AttnScopeError, InputError, UnsupportedModelError
+from core.engine import stats
+from core.engine.streaming import THUMBNAIL_SIZE, layer_statistics
+from core.engine.tokens import readable_raw_token
+from core.policy.errors import AttnScopeError, InputError
 
 if TYPE_CHECKING:
-    from core.engine.models import LoadedModel, ModelKind
+    from core.engine.models import ModelKind
 
-__all__ = [
-    "DEFAULT_KEEP_BYTES",
-    "Analysis",
-    "AttendedToken",
-    "KeepLayers",
-    "LayerNotHeldError",
-    "Tokenized",
-    "analyze",
-    "analyze_ids",
-    "check_text",
-    "decoder",
-    "forward_all_layers",
-    "model_inputs",
-    "special_ids",
-    "tokenize",
-    "tokenize_ids",
-    "with_layers",
-]
+__all__ = ["Analysis", "AttendedToken", "Derivation", "LayerNotHeldError"]
 
-Method = Literal["layers", "all"]
-KeepLayers = Literal["auto", "all", "none"] | Sequence[int]
-# Hold every layer's weights while they fit the budget (core.engine.budget); beyond it only
-# statistics and the chosen layers.
-DEFAULT_KEEP_BYTES = budget.DEFAULT_BUDGET_BYTES
+# How a derived analysis was made from a runnable one.
+Derivation = Literal["words", "rollout", "norm", "comparison"]
 
 
 @dataclass(frozen=True)
@@ -77,32 +44,9 @@ class AttendedToken:
     share: float
 
 
-@dataclass(frozen=True)
-class Tokenized:
-    """A text as the model sees it, with labels a person can read."""
-
-    input_ids: Tensor  # (1, seq_len)
-    extra_inputs: dict[str, Tensor]  # token_type_ids etc., each (1, seq_len)
-    raw_tokens: tuple[str, ...]
-    tokens: tuple[str, ...]  # readable labels, see core.engine.tokens
-    special: tuple[bool, ...]
-    sentence_b_start: int | None  # first token of the second sentence, if any
-    truncated: bool
-    n_input_tokens: int  # before truncation
-    # Where each token's characters are: texts[sequence_ids[t]][start:end] (None: special token
-    # or no offsets). None where the tokenizer gives no offsets (slow tokenizers).
-    texts: tuple[str, ...] = ()
-    offsets: tuple[tuple[int, int], ...] | None = None
-    sequence_ids: tuple[int | None, ...] | None = None
-
-    @property
-    def inputs(self) -> dict[str, Tensor]:
-        """The model's keyword inputs: ``input_ids`` and the extra ones, each ``(1, seq_len)``."""
-        return {"input_ids": self.input_ids, **self.extra_inputs}
-
-
 class LayerNotHeldError(AttnScopeError, KeyError):
-    """A layer's weights were not kept (long input): recompute them with :func:`with_layers`."""
+    """A layer's weights were not kept (long input): recompute them with
+    :func:`core.engine.run.with_layers`."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -115,18 +59,19 @@ class Analysis:
     Attention is ``[layer, head, query_pos, key_pos]``, float32 on the CPU; every row sums to 1
     and, for decoders, is 0 above the diagonal. Statistics (defined in
     :mod:`core.engine.stats`) cover every layer; the full weights are held for ``held_layers``
-    only: all of them for short inputs, fewer for long ones (see :func:`analyze`), the rest
-    recomputed on demand by :func:`with_layers`.
+    only: all of them for short inputs, fewer for long ones, the rest recomputed on demand by
+    :func:`core.engine.run.with_layers`.
     """
 
     model_name: str
     kind: ModelKind
     text: str
     pair: str | None
+    # The tokenization, as the model saw it (position t is token_ids[t]).
     token_ids: tuple[int, ...]
     token_type_ids: tuple[int, ...] | None  # segment ids, for sentence pairs in encoders
     raw_tokens: tuple[str, ...]
-    tokens: tuple[str, ...]
+    tokens: tuple[str, ...]  # readable labels, see core.engine.tokens
     special: tuple[bool, ...]
     sentence_b_start: int | None
     layer_weights: tuple[Tensor | None, ...]  # per layer (n_heads, seq_len, seq_len) or None
@@ -140,11 +85,17 @@ class Analysis:
     max_tokens: int
     forward_seconds: float
     stats_seconds: float
+    # Where token t's characters are: texts[sequence_ids[t]][start:end], texts = (text, pair or
+    # ""); None where the tokenizer gives no offsets (slow tokenizers) or the analysis is derived.
+    offsets: tuple[tuple[int, int], ...] | None = None
+    sequence_ids: tuple[int | None, ...] | None = None
+    derived_from: Derivation | None = None  # None: runnable
 
     @classmethod
-    def from_attentions(
+    def from_statistics(
         cls,
-        attentions: Tensor,
+        statistics: Mapping[str, Tensor | None],
+        layer_weights: Sequence[Tensor | None],
         tokens: Sequence[str],
         *,
         kind: ModelKind,
@@ -156,31 +107,18 @@ class Analysis:
         raw_tokens: Sequence[str] | None = None,
         special: Sequence[bool] | None = None,
         sentence_b_start: int | None = None,
+        offsets: Sequence[tuple[int, int]] | None = None,
+        sequence_ids: Sequence[int | None] | None = None,
         truncated: bool = False,
         n_input_tokens: int | None = None,
         max_tokens: int | None = None,
         forward_seconds: float = 0.0,
+        stats_seconds: float = 0.0,
     ) -> Analysis:
-        """Build an analysis from all layers' ``attentions`` ``(n_layers, n_heads, seq_len,
-        seq_len)`` at once (the all-layers path), computing every statistic; the input tensor is
-        not modified.
-
-        >>> a = torch.full((1, 2, 3, 3), 1 / 3)
-        >>> result = Analysis.from_attentions(a, ["a", "b", "c"], kind="encoder")
-        >>> result.head_entropy  # ln 3 for both heads
-        tensor([[1.0986, 1.0986]])
-        """
-        attn = attentions.detach().float().cpu()  # (L, H, T, T)
-        seq_len = attn.shape[-1]
-        if attn.dim() != 4 or attn.shape[-2] != seq_len or len(tokens) != seq_len:
-            raise ValueError(
-                f"attentions must be (L, H, T, T) with T = {len(tokens)} tokens, "
-                f"got {tuple(attn.shape)}"
-            )
-        started = time.perf_counter()
-        computed = layer_statistics(attn, causal=kind == "decoder")
-        computed["pooled_maps"] = None  # every layer is held: thumbnails made when asked for
-        stats_seconds = time.perf_counter() - started
+        """The one constructor of a runnable analysis: ``statistics`` as
+        :func:`core.engine.streaming.layer_statistics` makes them (stacked over layers, plus
+        ``pooled_maps``), the held ``layer_weights`` and the tokenization."""
+        seq_len = len(tokens)
         return cls(
             model_name=model_name,
             kind=kind,
@@ -192,14 +130,36 @@ class Analysis:
             tokens=tuple(tokens),
             special=tuple(special) if special is not None else (False,) * seq_len,
             sentence_b_start=sentence_b_start,
-            layer_weights=tuple(attn),  # views into attn, no copy
+            offsets=tuple(offsets) if offsets is not None else None,
+            sequence_ids=tuple(sequence_ids) if sequence_ids is not None else None,
+            layer_weights=tuple(layer_weights),
             truncated=truncated,
             n_input_tokens=n_input_tokens if n_input_tokens is not None else seq_len,
             max_tokens=max_tokens if max_tokens is not None else seq_len,
             forward_seconds=forward_seconds,
             stats_seconds=stats_seconds,
-            **computed,
+            head_entropy=statistics["head_entropy"],
+            normalized_head_entropy=statistics["normalized_head_entropy"],
+            layer_entropy=statistics["layer_entropy"],
+            received_by_head=statistics["received_by_head"],
+            pooled_maps=statistics.get("pooled_maps"),
         )
+
+    @classmethod
+    def from_attentions(cls, attentions: Tensor, tokens: Sequence[str], **meta: Any) -> Analysis:
+        """Build an analysis from all layers' ``attentions`` ``(n_layers, n_heads, seq_len,
+        seq_len)`` at once, computing every statistic (``meta``: as for
+        :meth:`from_statistics`); the input tensor is not modified.
+
+        >>> a = torch.full((1, 2, 3, 3), 1 / 3)
+        >>> result = Analysis.from_attentions(a, ["a", "b", "c"], kind="encoder")
+        >>> result.head_entropy  # ln 3 for both heads
+        tensor([[1.0986, 1.0986]])
+        """
+        attn = _checked(attentions, len(tokens))  # (L, H, T, T)
+        statistics, seconds = _statistics(attn, meta["kind"])
+        meta.setdefault("stats_seconds", seconds)
+        return cls.from_statistics(statistics, tuple(attn), tokens, **meta)
 
     @property
     def n_layers(self) -> int:
@@ -218,6 +178,49 @@ class Analysis:
         return self.kind == "decoder"
 
     @property
+    def runnable(self) -> bool:
+        """Whether this analysis' tokens are the model's input (not words, rollout, ...)."""
+        return self.derived_from is None
+
+    @property
+    def content_key(self) -> tuple:
+        """What this analysis is, as a hashable key for memoising things built from it: the
+        model, the exact input and how it was derived. Two analyses with the same key show the
+        same thing (never key a cache by ``id()``: a dropped object's id is reused)."""
+        return (
+            self.model_name,
+            self.kind,
+            self.token_ids,
+            self.token_type_ids,
+            self.max_tokens,
+            self.derived_from,
+            self.tokens if self.derived_from else None,
+        )
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The texts ``sequence_ids`` index: the text and the second sentence (or "")."""
+        return (self.text, self.pair or "")
+
+    def model_inputs(self) -> dict[str, Tensor]:
+        """The exact model inputs behind this analysis (token ids, segment ids), each ``(1,
+        T)``, so a layer can be recomputed without tokenizing again. A derived analysis (words,
+        rollout, ...) has none: its positions are not the model's tokens.
+
+        >>> Analysis.from_attentions(torch.ones(1, 1, 1, 1), ["a"], kind="encoder").model_inputs()
+        {'input_ids': tensor([[0]]), 'attention_mask': tensor([[1]])}
+        """
+        if self.derived_from is not None:
+            raise InputError("error.derived_inputs", derived=self.derived_from)
+        inputs = {
+            "input_ids": torch.tensor([self.token_ids]),  # (1, T)
+            "attention_mask": torch.ones(1, self.seq_len, dtype=torch.long),  # (1, T)
+        }
+        if self.token_type_ids is not None:
+            inputs["token_type_ids"] = torch.tensor([self.token_type_ids])  # (1, T)
+        return inputs
+
+    @property
     def mean_head_entropy(self) -> Tensor:
         """``mean_h E[l, h]`` per layer, ``(n_layers,)``, reported beside ``layer_entropy``."""
         return self.head_entropy.mean(dim=-1)
@@ -228,25 +231,28 @@ class Analysis:
         (the mean over heads of ``received_by_head``: both means are linear)."""
         return self.received_by_head.mean(dim=1)
 
-    def derived(self, attentions: Tensor) -> Analysis:
-        """An analysis of the same input whose attention is ``attentions`` ``(n_layers, H', T,
-        T)`` (rollout, norm-based, ...): statistics recomputed, everything else kept."""
-        return Analysis.from_attentions(
-            attentions,
-            self.tokens,
-            kind=self.kind,
-            model_name=self.model_name,
-            text=self.text,
-            pair=self.pair,
-            token_ids=self.token_ids,
-            token_type_ids=self.token_type_ids,
-            raw_tokens=self.raw_tokens,
-            special=self.special,
-            sentence_b_start=self.sentence_b_start,
-            truncated=self.truncated,
-            n_input_tokens=self.n_input_tokens,
-            max_tokens=self.max_tokens,
-            forward_seconds=self.forward_seconds,
+    def derive(self, attentions: Tensor, *, via: Derivation, **changes: Any) -> Analysis:
+        """The one constructor of a derived analysis: this one with attention ``attentions``
+        ``(n_layers, H', T', T')`` made ``via`` rollout, norms, words, ...; statistics
+        recomputed, ``changes`` replacing fields (words change ``tokens``, ``offsets`` and the
+        like), all else kept. The result is not runnable.
+
+        >>> eye = torch.eye(2).expand(1, 1, 2, 2)
+        >>> a = Analysis.from_attentions(eye, ["a", "b"], kind="encoder")
+        >>> rolled = a.derive(torch.full((1, 1, 2, 2), 0.5), via="rollout")
+        >>> rolled.runnable, rolled.head_entropy  # ln 2
+        (False, tensor([[0.6931]]))
+        """
+        seq_len = len(changes.get("tokens", self.tokens))
+        attn = _checked(attentions, seq_len)  # (L, H', T', T')
+        statistics, seconds = _statistics(attn, self.kind)
+        return replace(
+            self,
+            **statistics,
+            **changes,
+            layer_weights=tuple(attn),
+            stats_seconds=seconds,
+            derived_from=via,
         )
 
     @functools.cached_property
@@ -339,301 +345,21 @@ class Analysis:
         }
 
 
-def check_text(text: str | None) -> str:
-    """``text`` if it holds something to analyse; an :class:`InputError` if it is empty or
-    only whitespace, control and invisible format characters (zero-width spaces, BOMs).
-
-    >>> check_text("  \\u200b\\x00")
-    Traceback (most recent call last):
-    ...
-    core.policy.errors.InputError: The text is empty: type or paste some text to analyse.
-    >>> check_text("a\\u200b")
-    'a\\u200b'
-    """
-    visible = (ch for ch in text or "" if not ch.isspace())
-    if not any(unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp") for ch in visible):
-        raise InputError("error.empty_text")
-    return text
+def _checked(attentions: Tensor, seq_len: int) -> Tensor:
+    """``attentions`` as float32 on the CPU, after checking it is ``(L, H, T, T)`` with ``T =
+    seq_len``."""
+    attn = attentions.detach().float().cpu()  # (L, H, T, T)
+    if attn.dim() != 4 or attn.shape[-2:] != (seq_len, seq_len):
+        raise ValueError(
+            f"attentions must be (L, H, T, T) with T = {seq_len} tokens, got {tuple(attn.shape)}"
+        )
+    return attn
 
 
-def tokenize(
-    loaded: LoadedModel, text: str, pair: str | None = None, *, max_tokens: int | None = None
-) -> Tokenized:
-    """Tokenize ``text`` (and, for encoders, ``pair``), truncating to the model's limit."""
-    check_text(text)
-    if pair is not None and not pair.strip():
-        pair = None
-    if pair is not None and loaded.kind == "decoder":
-        raise InputError("error.pair_decoder", model=loaded.title)
-    limit = min(max_tokens or loaded.max_tokens, loaded.max_tokens)
-    tokenizer = loaded.tokenizer
-    fast = bool(getattr(tokenizer, "is_fast", False))
-    full = tokenizer(text, pair, add_special_tokens=True, truncation=False, verbose=False)
-    n_input = len(full["input_ids"])
-    truncated = n_input > limit
-    encoding = tokenizer(
-        text,
-        pair,
-        add_special_tokens=True,
-        truncation=truncated,
-        max_length=limit if truncated else None,
-        return_offsets_mapping=fast,
-        return_special_tokens_mask=True,
-        return_tensors="pt",
-        verbose=False,
-    )
-    ids = encoding["input_ids"][0].tolist()
-    raw = tuple(tokenizer.convert_ids_to_tokens(ids))
-    offsets = sequence_ids = None
-    if fast:
-        sequence_ids = encoding.sequence_ids(0)
-        offsets = [tuple(pair_) for pair_ in encoding["offset_mapping"][0].tolist()]
-        labels = labels_from_offsets([text, pair or ""], offsets, sequence_ids, raw)
-        b_start = next((t for t, s in enumerate(sequence_ids) if s == 1), None)
-    else:
-        labels = labels_by_decoding(ids, tokenizer.decode)
-        token_types = encoding.get("token_type_ids")
-        b_start = None
-        if pair is not None and token_types is not None:
-            b_start = next((t for t, s in enumerate(token_types[0].tolist()) if s == 1), None)
-    extra = {
-        key: encoding[key]
-        for key in ("attention_mask", "token_type_ids")
-        if key in encoding and encoding[key] is not None
-    }
-    return Tokenized(
-        input_ids=encoding["input_ids"],
-        extra_inputs=extra,
-        raw_tokens=raw,
-        tokens=tuple(labels),
-        special=tuple(bool(s) for s in encoding["special_tokens_mask"][0].tolist()),
-        sentence_b_start=b_start,
-        truncated=truncated,
-        n_input_tokens=n_input,
-        texts=(text, pair or ""),
-        offsets=tuple(offsets) if offsets is not None else None,
-        sequence_ids=tuple(sequence_ids) if sequence_ids is not None else None,
-    )
-
-
-def decoder(tokenizer: Any) -> Decode:
-    """``tokenizer``'s decode as ``ids -> text``, keeping special tokens and spaces exactly."""
-
-    def decode(ids: list[int]) -> str:
-        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    return decode
-
-
-def special_ids(tokenizer: Any) -> frozenset[int]:
-    """The ids of ``tokenizer``'s special tokens (``[CLS]``, ``<|im_start|>``, ...), without the
-    unknown token: ``[UNK]`` stands for real characters of the text."""
-    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", None) or ()}
-    unk = getattr(tokenizer, "unk_token_id", None)
-    return frozenset(ids - {unk})
-
-
-def tokenize_ids(
-    loaded: LoadedModel, token_ids: Sequence[int], *, max_tokens: int | None = None
-) -> Tokenized:
-    """An exact sequence of token ids as the model sees it, with no tokenizing and no special
-    tokens added: the text, offsets and labels come from decoding (see
-    :func:`core.engine.tokens.offsets_by_decoding`). Longer sequences are cut to the model's
-    limit."""
-    ids = [int(i) for i in token_ids]
-    if not ids:
-        raise InputError("error.no_tokens")
-    limit = min(max_tokens or loaded.max_tokens, loaded.max_tokens)
-    n_input = len(ids)
-    ids = ids[:limit]
-    tokenizer = loaded.tokenizer
-    text, offsets = offsets_by_decoding(ids, decoder(tokenizer))
-    specials = special_ids(tokenizer)
-    special = tuple(i in specials for i in ids)
-    sequence_ids = tuple(None if s else 0 for s in special)
-    raw = tuple(tokenizer.convert_ids_to_tokens(ids))
-    input_ids = torch.tensor([ids], dtype=torch.long)  # (1, seq_len)
-    return Tokenized(
-        input_ids=input_ids,
-        extra_inputs={"attention_mask": torch.ones_like(input_ids)},
-        raw_tokens=raw,
-        tokens=tuple(broken_as_bytes(labels_from_offsets([text], offsets, sequence_ids, raw), raw)),
-        special=special,
-        sentence_b_start=None,
-        truncated=n_input > limit,
-        n_input_tokens=n_input,
-        texts=(text,),
-        offsets=tuple(offsets),
-        sequence_ids=sequence_ids,
-    )
-
-
-def forward_all_layers(loaded: LoadedModel, inputs: dict[str, Tensor]) -> Tensor:
-    """The all-layers path: one pass with ``output_attentions=True``; returns ``(n_layers,
-    n_heads, seq_len, seq_len)`` float32 on the CPU."""
-    kwargs = model_inputs_to_device(loaded, inputs)
-    with torch.inference_mode():
-        out = loaded.model.base_model(**kwargs, output_attentions=True)
-    attentions = out.attentions
-    if not attentions or any(a is None for a in attentions):
-        raise UnsupportedModelError("error.no_attention", model=loaded.title)
-    return torch.stack([layer[0] for layer in attentions]).float().cpu()  # (L, H, T, T)
-
-
-def _layers_to_keep(
-    keep: KeepLayers, n_layers: int, n_heads: int, seq_len: int, keep_bytes: int
-) -> tuple[int, ...]:
-    """Which layers' full weights to hold.
-
-    >>> _layers_to_keep("auto", 6, 12, 512, DEFAULT_KEEP_BYTES)  # 75 MB: all of them
-    (0, 1, 2, 3, 4, 5)
-    >>> _layers_to_keep("auto", 30, 9, 2048, DEFAULT_KEEP_BYTES)  # 4.5 GB: none
-    ()
-    >>> _layers_to_keep([3, 1], 30, 9, 2048, DEFAULT_KEEP_BYTES)
-    (1, 3)
-    """
-    if keep == "all":
-        return tuple(range(n_layers))
-    if keep == "none":
-        return ()
-    if keep == "auto":
-        return tuple(range(n_layers)) if budget.fits(n_layers, n_heads, seq_len, keep_bytes) else ()
-    return tuple(sorted({int(layer) for layer in keep if 0 <= int(layer) < n_layers}))
-
-
-def analyze(
-    loaded: LoadedModel,
-    text: str,
-    pair: str | None = None,
-    *,
-    max_tokens: int | None = None,
-    keep_layers: KeepLayers = "auto",
-    keep_bytes: int = DEFAULT_KEEP_BYTES,
-    method: Method = "layers",
-) -> Analysis:
-    """Analyse ``text`` (and an optional second sentence, encoders only) under ``loaded``.
-
-    Input longer than the model's limit (or ``max_tokens``) is truncated; ``truncated`` and
-    ``n_input_tokens`` say so. ``method="layers"`` (default) takes the statistics layer by layer
-    as the forward pass runs (:mod:`core.engine.streaming`) and holds the weights of ``keep_layers``
-    only: ``"auto"`` holds all of them while they fit in ``keep_bytes``, none beyond.
-    ``method="all"`` asks the model for every layer at once (``output_attentions=True``) and
-    holds everything; both give the same statistics.
-    """
-    tokenized = tokenize(loaded, text, pair, max_tokens=max_tokens)
-    return _analyze_tokenized(
-        loaded,
-        tokenized,
-        text=text,
-        pair=pair,
-        max_tokens=max_tokens,
-        keep_layers=keep_layers,
-        keep_bytes=keep_bytes,
-        method=method,
-    )
-
-
-def analyze_ids(
-    loaded: LoadedModel,
-    token_ids: Sequence[int],
-    *,
-    max_tokens: int | None = None,
-    keep_layers: KeepLayers = "auto",
-    keep_bytes: int = DEFAULT_KEEP_BYTES,
-    method: Method = "layers",
-) -> Analysis:
-    """Analyse an exact sequence of token ids (a prompt and what was generated from it).
-
-    Nothing is re-tokenized and no special tokens are added, so position t is token
-    ``token_ids[t]``; the analysis' ``text`` is the ids decoded (:func:`tokenize_ids`). For a
-    text that came from the tokenizer, ``analyze_ids(loaded, analyze(loaded, text).token_ids)``
-    gives the same attention as ``analyze(loaded, text)``. Options as for :func:`analyze`.
-    """
-    tokenized = tokenize_ids(loaded, token_ids, max_tokens=max_tokens)
-    return _analyze_tokenized(
-        loaded,
-        tokenized,
-        text=tokenized.texts[0],
-        pair=None,
-        max_tokens=max_tokens,
-        keep_layers=keep_layers,
-        keep_bytes=keep_bytes,
-        method=method,
-    )
-
-
-def _analyze_tokenized(
-    loaded: LoadedModel,
-    tokenized: Tokenized,
-    *,
-    text: str,
-    pair: str | None,
-    max_tokens: int | None,
-    keep_layers: KeepLayers,
-    keep_bytes: int,
-    method: Method,
-) -> Analysis:
-    """The forward pass and statistics shared by :func:`analyze` and :func:`analyze_ids`."""
-    inputs = tokenized.inputs
-    seq_len = tokenized.input_ids.shape[-1]
-    meta: dict[str, Any] = {
-        "model_name": loaded.name,
-        "kind": loaded.kind,
-        "text": text,
-        "pair": pair if pair and pair.strip() else None,
-        "token_ids": tuple(tokenized.input_ids[0].tolist()),
-        "token_type_ids": (
-            tuple(tokenized.extra_inputs["token_type_ids"][0].tolist())
-            if "token_type_ids" in tokenized.extra_inputs
-            else None
-        ),
-        "raw_tokens": tokenized.raw_tokens,
-        "special": tokenized.special,
-        "sentence_b_start": tokenized.sentence_b_start,
-        "truncated": tokenized.truncated,
-        "n_input_tokens": tokenized.n_input_tokens,
-        "max_tokens": min(max_tokens or loaded.max_tokens, loaded.max_tokens),
-    }
-    if method == "layers":
-        keep = _layers_to_keep(keep_layers, loaded.n_layers, loaded.n_heads, seq_len, keep_bytes)
-        try:
-            started = time.perf_counter()
-            gathered = stream_statistics(loaded, inputs, keep=keep)
-        except UnsupportedModelError:
-            method = "all"  # a model that does not declare its attention modules
-        else:
-            total = time.perf_counter() - started
-            weights = tuple(gathered.kept.get(layer) for layer in range(loaded.n_layers))
-            return Analysis(
-                tokens=tokenized.tokens,
-                layer_weights=weights,
-                forward_seconds=total - gathered.stats_seconds,
-                stats_seconds=gathered.stats_seconds,
-                **meta,
-                **gathered.statistics,
-            )
+def _statistics(attn: Tensor, kind: ModelKind) -> tuple[dict[str, Tensor | None], float]:
+    """Every layer's statistics of held weights ``(L, H, T, T)``, and the seconds they took.
+    Thumbnails are made from the weights when a view asks (``pooled_maps`` None)."""
     started = time.perf_counter()
-    attn = forward_all_layers(loaded, inputs)  # (L, H, T, T)
-    forward_seconds = time.perf_counter() - started
-    return Analysis.from_attentions(attn, tokenized.tokens, forward_seconds=forward_seconds, **meta)
-
-
-def model_inputs(result: Analysis) -> dict[str, Tensor]:
-    """The exact model inputs behind ``result`` (token ids, segment ids), each ``(1, T)``, so a
-    layer can be recomputed without tokenizing again."""
-    inputs = {
-        "input_ids": torch.tensor([result.token_ids]),
-        "attention_mask": torch.ones(1, result.seq_len, dtype=torch.long),
-    }
-    if result.token_type_ids is not None:
-        inputs["token_type_ids"] = torch.tensor([result.token_type_ids])
-    return inputs
-
-
-def with_layers(loaded: LoadedModel, result: Analysis, layers: Sequence[int]) -> Analysis:
-    """``result`` with the full weights of ``layers`` held too, recomputed by one forward pass
-    that stops after the highest missing layer. ``result`` itself is not changed."""
-    missing = [layer for layer in layers if result.layer_weights[layer] is None]
-    if not missing:
-        return result
-    return result.holding(recompute_layers(loaded, model_inputs(result), missing))
+    computed: dict[str, Tensor | None] = dict(layer_statistics(attn, causal=kind == "decoder"))
+    computed["pooled_maps"] = None
+    return computed, time.perf_counter() - started

@@ -1,5 +1,7 @@
-"""Where each architecture keeps its attention's value and output projections, and forward hooks
-that are always removed, so a failed run never leaves a hook behind in a cached model.
+"""Where a model keeps its attention: the modules whose output holds the weights
+(:func:`attention_modules`, for any model transformers records ``attentions`` of), each
+architecture's value and output projections (:func:`projections`), and forward hooks that are
+always removed, so a failed run never leaves a hook behind in a cached model.
 
 Every supported family is one entry of :data:`ARCHITECTURES`, keyed by ``config.model_type``; its
 accessors are plain functions over modules (no attribute names built from strings). Modules are
@@ -23,13 +25,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
-    "AttentionModules",
+    "Projections",
     "HookSet",
     "architecture_for",
     "attention_modules",
     "count_hooks",
-    "output_bias",
     "output_matrix",
+    "projections",
 ]
 
 
@@ -111,8 +113,8 @@ def architecture_for(model: nn.Module) -> Architecture:
 
 
 @dataclass(frozen=True)
-class AttentionModules:
-    """One layer's attention modules and sizes."""
+class Projections:
+    """One layer's value and output projections, and its sizes."""
 
     layer: int
     value: nn.Module
@@ -128,13 +130,7 @@ def output_matrix(architecture: Architecture, output: nn.Module) -> Tensor:
     return weight if architecture.weight_in_out else weight.T
 
 
-def output_bias(output: nn.Module) -> Tensor | None:
-    """The output projection's bias ``(hidden,)``, or None (Llama's ``o_proj`` has none)."""
-    bias = output.bias
-    return bias if isinstance(bias, Tensor) else None
-
-
-def attention_modules(loaded: LoadedModel) -> tuple[AttentionModules, ...]:
+def projections(loaded: LoadedModel) -> tuple[Projections, ...]:
     """Every layer's value and output projection, from ``loaded.model.base_model``.
 
     ``head_dim`` is read from the output projection (``n_heads * head_dim`` inputs), so configs
@@ -160,7 +156,7 @@ def attention_modules(loaded: LoadedModel) -> tuple[AttentionModules, ...]:
                 kv_heads=loaded.n_kv_heads,
             )
         found.append(
-            AttentionModules(
+            Projections(
                 layer=layer,
                 value=architecture.value(block),
                 output=output,
@@ -170,6 +166,39 @@ def attention_modules(loaded: LoadedModel) -> tuple[AttentionModules, ...]:
             )
         )
     return tuple(found)
+
+
+# Attention modules return (attn_output, attn_weights): the weights are item 1 unless a model's
+# OutputRecorder says otherwise (transformers uses the same default).
+_WEIGHTS_INDEX = 1
+
+
+def attention_modules(model: nn.Module) -> tuple[list[nn.Module], int]:
+    """The attention modules of ``model`` in layer order, and where their output holds the weights.
+
+    Found the way transformers itself records ``attentions``: from the model's
+    ``_can_record_outputs`` entry (a module class, a class-name suffix or an ``OutputRecorder``).
+    Raises :class:`UnsupportedModelError` for models that do not declare it.
+    """
+    base = getattr(model, "base_model", model)
+    spec = (getattr(base, "_can_record_outputs", None) or {}).get("attentions")
+    if spec is None:
+        raise UnsupportedModelError("error.no_attention_modules", model=type(model).__name__)
+    if isinstance(spec, type):  # a module class
+        target_class, class_name, layer_name, index = spec, None, None, _WEIGHTS_INDEX
+    elif isinstance(spec, str):  # a class-name suffix
+        target_class, class_name, layer_name, index = None, spec, None, _WEIGHTS_INDEX
+    else:  # an OutputRecorder, which states its own index
+        target_class, class_name = spec.target_class, spec.class_name
+        layer_name, index = spec.layer_name, spec.index
+    found = []
+    for name, module in base.named_modules():
+        matches = (target_class is not None and isinstance(module, target_class)) or (
+            class_name is not None and name.endswith(class_name)
+        )
+        if matches and (layer_name is None or f".{layer_name.strip('.')}." in f".{name}."):
+            found.append(module)
+    return found, index
 
 
 def _this_thread_only(hook: Callable[..., Any]) -> Callable[..., Any]:

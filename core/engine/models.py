@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import torch
+from torch import Tensor
 
 from core.engine.devices import configure_cpu_threads, pick_device
 from core.policy.errors import (
@@ -119,6 +120,10 @@ class LoadedModel:
     def causal(self) -> bool:
         """Whether each position sees only itself and earlier positions."""
         return self.kind == "decoder"
+
+    def place(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``inputs`` (each ``(batch, T)``) on this model's device: the one way inputs get there."""
+        return {key: value.to(self.device) for key, value in inputs.items()}
 
     @property
     def title(self) -> str:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from core.engine import stats
-from core.engine.hooks import HookSet
+from core.engine.hooks import HookSet, attention_modules
 from core.policy.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
@@ -29,53 +29,21 @@ if TYPE_CHECKING:
 __all__ = [
     "LayerStatistics",
     "THUMBNAIL_SIZE",
-    "attention_modules",
     "capture_attention",
     "layer_statistics",
     "map_layers",
-    "model_inputs_to_device",
+    "run_inputs",
     "recompute_layers",
     "stream_statistics",
 ]
 
 THUMBNAIL_SIZE = 32
-# Attention modules return (attn_output, attn_weights): the weights are item 1 unless a model's
-# OutputRecorder says otherwise (transformers uses the same default).
-_WEIGHTS_INDEX = 1
 
 LayerCallback = Callable[[int, Tensor], None]
 
 
 class _StopForward(Exception):
     """Raised by a hook to end the forward pass once the last wanted layer has been seen."""
-
-
-def attention_modules(model: nn.Module) -> tuple[list[nn.Module], int]:
-    """The attention modules of ``model`` in layer order, and where their output holds the weights.
-
-    Found the way transformers itself records ``attentions``: from the model's
-    ``_can_record_outputs`` entry (a module class, a class-name suffix or an ``OutputRecorder``).
-    Raises :class:`UnsupportedModelError` for models that do not declare it.
-    """
-    base = getattr(model, "base_model", model)
-    spec = (getattr(base, "_can_record_outputs", None) or {}).get("attentions")
-    if spec is None:
-        raise UnsupportedModelError("error.no_attention_modules", model=type(model).__name__)
-    if isinstance(spec, type):  # a module class
-        target_class, class_name, layer_name, index = spec, None, None, _WEIGHTS_INDEX
-    elif isinstance(spec, str):  # a class-name suffix
-        target_class, class_name, layer_name, index = None, spec, None, _WEIGHTS_INDEX
-    else:  # an OutputRecorder, which states its own index
-        target_class, class_name = spec.target_class, spec.class_name
-        layer_name, index = spec.layer_name, spec.index
-    found = []
-    for name, module in base.named_modules():
-        matches = (target_class is not None and isinstance(module, target_class)) or (
-            class_name is not None and name.endswith(class_name)
-        )
-        if matches and (layer_name is None or f".{layer_name.strip('.')}." in f".{name}."):
-            found.append(module)
-    return found, index
 
 
 @contextmanager
@@ -143,9 +111,9 @@ def layer_statistics(attn: Tensor, *, causal: bool) -> dict[str, Tensor]:
     }
 
 
-def model_inputs_to_device(loaded: LoadedModel, inputs: dict[str, Tensor]) -> dict[str, object]:
+def run_inputs(loaded: LoadedModel, inputs: dict[str, Tensor]) -> dict[str, object]:
     """Keyword arguments for the base model: ``inputs`` on the model's device, no KV cache."""
-    kwargs: dict[str, object] = {key: value.to(loaded.device) for key, value in inputs.items()}
+    kwargs: dict[str, object] = dict(loaded.place(inputs))
     kwargs["return_dict"] = True
     if loaded.kind == "decoder":
         kwargs["use_cache"] = False  # no KV cache: nothing comes after this pass
@@ -175,7 +143,7 @@ def map_layers(
         torch.inference_mode(),
         capture_attention(loaded.model, on_layer, stop_after=stop_after),
     ):
-        loaded.model.base_model(**model_inputs_to_device(loaded, inputs))
+        loaded.model.base_model(**run_inputs(loaded, inputs))
     expected = loaded.n_layers if stop_after is None else stop_after + 1
     if len(results) != expected:
         raise UnsupportedModelError("error.layer_count", expected=expected, got=len(results))

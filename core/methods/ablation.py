@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from core.engine.analysis import Tokenized, tokenize
-from core.engine.hooks import HookSet, attention_modules
-from core.methods.predictions import TokenProb, token_labels, top_k_probs
+from core.engine.hooks import HookSet, projections
+from core.engine.tokenize import token_labels
+from core.methods.predictions import TokenProb, top_k_probs
 from core.policy.errors import InputError
 
 if TYPE_CHECKING:
+    from core.engine.analysis import Analysis
     from core.engine.models import LoadedModel, ModelKind
 
 __all__ = [
@@ -114,7 +115,7 @@ def _ablate_per_item(loaded: LoadedModel, items: Sequence[Iterable[Head]]) -> It
     batch). Masks are ``(len(items), 1, n_heads * head_dim)``, broadcast over positions."""
     per_item = [_heads_by_layer(loaded, heads) for heads in items]
     layers = sorted({layer for by_layer in per_item for layer in by_layer})
-    modules = attention_modules(loaded) if layers else ()
+    modules = projections(loaded) if layers else ()
     with HookSet() as hooks:
         for layer in layers:
             found = modules[layer]
@@ -136,10 +137,6 @@ def ablate_heads(loaded: LoadedModel, heads: Iterable[Head]) -> Iterator[None]:
     """
     with _ablate_per_item(loaded, [list(heads)]):
         yield
-
-
-def _inputs(loaded: LoadedModel, tokenized: Tokenized) -> dict[str, Tensor]:
-    return {key: value.to(loaded.device) for key, value in tokenized.inputs.items()}
 
 
 def _measure(loaded: LoadedModel, inputs: dict[str, Tensor], copies: int = 1) -> Tensor:
@@ -203,18 +200,13 @@ def _top(loaded: LoadedModel, log_probs: Tensor, k: int) -> tuple[TokenProb, ...
 
 
 def ablation_effect(
-    loaded: LoadedModel,
-    text: str,
-    heads: Iterable[Head],
-    pair: str | None = None,
-    *,
-    max_tokens: int | None = None,
-    top_k: int = 5,
+    loaded: LoadedModel, analysis: Analysis, heads: Iterable[Head], *, top_k: int = 5
 ) -> AblationEffect:
-    """Two forward passes of ``text``, without and with ``heads`` ablated, and what changed."""
+    """Two forward passes of ``analysis``' own inputs, without and with ``heads`` ablated, and
+    what changed."""
     chosen = tuple(sorted(set(heads)))
     _heads_by_layer(loaded, chosen)  # an InputError before any forward pass
-    inputs = _inputs(loaded, tokenize(loaded, text, pair, max_tokens=max_tokens))
+    inputs = loaded.place(analysis.model_inputs())
     before = _measure(loaded, inputs)[0]
     with ablate_heads(loaded, chosen):
         after = _measure(loaded, inputs)[0]
@@ -273,11 +265,10 @@ class RankingBaseline:
     seconds: float
 
 
-def ranking_baseline(
-    loaded: LoadedModel, text: str, pair: str | None = None, *, max_tokens: int | None = None
-) -> RankingBaseline:
+def ranking_baseline(loaded: LoadedModel, analysis: Analysis) -> RankingBaseline:
+    """The unablated pass of ``analysis``' inputs, once for every layer of a ranking."""
     started = time.perf_counter()
-    inputs = _inputs(loaded, tokenize(loaded, text, pair, max_tokens=max_tokens))
+    inputs = loaded.place(analysis.model_inputs())
     before = _measure(loaded, inputs)  # (1, X)
     return RankingBaseline(inputs, before, time.perf_counter() - started)
 
@@ -298,10 +289,8 @@ _SCORE_BUDGET = 2**26
 
 def rank_heads(
     loaded: LoadedModel,
-    text: str,
-    pair: str | None = None,
+    analysis: Analysis,
     *,
-    max_tokens: int | None = None,
     layers: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -311,18 +300,18 @@ def rank_heads(
     """Ablate every head of ``layers`` (default: all) one at a time and measure the effect.
 
     The single-head ablations run ``batch_size`` at a time (see :func:`ablation_batch_size`) as
-    one forward pass over copies of the text, item b with its own head zeroed; batching changes
+    one forward pass over copies of the input, item b with its own head zeroed; batching changes
     only float rounding (KL within about 1e-7 of one pass per head). ``progress(done, total)`` is
     called after each batch; ``should_stop()`` is asked before each batch, and a true answer ends
     the run with ``completed=False`` and the heads done so far. ``baseline``: one made
-    earlier by :func:`ranking_baseline` for the same text (``seconds`` then leaves it out).
+    earlier by :func:`ranking_baseline` for the same analysis (``seconds`` then leaves it out).
     """
     chosen_layers = list(range(loaded.n_layers)) if layers is None else list(layers)
     targets = [(layer, head) for layer in chosen_layers for head in range(loaded.n_heads)]
     _heads_by_layer(loaded, targets)
     started = time.perf_counter()
     if baseline is None:
-        baseline = ranking_baseline(loaded, text, pair, max_tokens=max_tokens)
+        baseline = ranking_baseline(loaded, analysis)
     inputs, before = baseline.inputs, baseline.before  # before: (1, X)
     step = ablation_batch_size(loaded.n_heads, inputs["input_ids"].shape[1], batch_size)
     importance = torch.full((loaded.n_layers, loaded.n_heads), float("nan"), dtype=torch.float64)

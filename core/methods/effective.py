@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 from core.engine import budget
-from core.engine.analysis import Analysis, forward_all_layers, model_inputs, tokenize
-from core.engine.hooks import HookSet, architecture_for, attention_modules, output_matrix
+from core.engine.analysis import Analysis
+from core.engine.hooks import HookSet, architecture_for, output_matrix, projections
+from core.engine.run import forward_all_layers
 from core.engine.streaming import map_layers
 from core.policy.errors import InputError
 
@@ -139,12 +140,12 @@ class AttentionCapture:
 
 
 def capture_attention(loaded: LoadedModel, inputs: dict[str, Tensor]) -> AttentionCapture:
-    """One forward pass of ``loaded.model.base_model`` over ``inputs`` (``Tokenized.inputs`` or
-    :func:`~core.engine.analysis.model_inputs`) recording attention weights, the value
+    """One forward pass of ``loaded.model.base_model`` over ``inputs`` (an analysis'
+    :meth:`~core.engine.analysis.Analysis.model_inputs`) recording attention weights, the value
     projection's output and the output projection's input in every layer. The hooks are removed
     when the pass ends, also when it raises."""
     architecture = architecture_for(loaded.model)
-    modules = attention_modules(loaded)
+    modules = projections(loaded)
     values: dict[int, Tensor] = {}
     head_outputs: dict[int, Tensor] = {}
 
@@ -190,21 +191,11 @@ class NormAttention:
     layer_norms: Tensor  # (n_layers, T, T)
 
 
-def norm_based_attention(
-    loaded: LoadedModel, text: str, pair: str | None = None, *, max_tokens: int | None = None
-) -> NormAttention:
-    """Norm-based attention of ``text`` (and ``pair``, encoders only) under ``loaded``, from one
+def norm_based_attention(loaded: LoadedModel, analysis: Analysis) -> NormAttention:
+    """Norm-based attention of ``analysis``' own inputs under ``loaded`` (no tokenizing), from one
     forward pass with hooks on the value and output projections (see :mod:`core.engine.hooks`
     for the supported families; others raise :class:`~core.policy.errors.UnsupportedModelError`)."""
-    tokenized = tokenize(loaded, text, pair, max_tokens=max_tokens)
-    return _norm_attention(loaded, tokenized.inputs, tokenized.tokens)
-
-
-def _norm_attention(
-    loaded: LoadedModel, inputs: dict[str, Tensor], tokens: tuple[str, ...]
-) -> NormAttention:
-    """:func:`norm_based_attention` of exact model inputs (no tokenizing)."""
-    capture = capture_attention(loaded, inputs)
+    capture = capture_attention(loaded, analysis.model_inputs())
     value_norms, norms, layer_norms = [], [], []
     for layer, attn in enumerate(capture.attentions):  # attn: (H, T, T)
         f = transformed_values(
@@ -218,7 +209,7 @@ def _norm_attention(
         norms.append(attn * f_norm[:, None, :])  # (H, T, T)
         layer_norms.append(layer_norm_attention(attn, f))  # (T, T)
     return NormAttention(
-        tokens=tokens,
+        tokens=analysis.tokens,
         attentions=capture.attentions,
         value_norms=torch.stack(value_norms),
         norms=torch.stack(norms),
@@ -250,13 +241,12 @@ def effective_analysis(loaded: LoadedModel, result: Analysis, mode: EffectiveMod
     if mode == "raw":
         return result
     if mode == "rollout":
-        rolled = rollout_layer_by_layer(loaded, model_inputs(result))  # (L, T, T)
-        return result.derived(rolled.unsqueeze(1))  # (L, 1, T, T)
+        rolled = rollout_layer_by_layer(loaded, result.model_inputs())  # (L, T, T)
+        return result.derive(rolled.unsqueeze(1), via="rollout")  # (L, 1, T, T)
     # Norm-based attention holds every layer's (H, T, T) norms at once, like the raw weights do.
     if not budget.fits(result.n_layers, result.n_heads, result.seq_len):
         limit = budget.max_seq_len(result.n_layers, result.n_heads)
         raise InputError("error.norm_too_long", tokens=result.seq_len, limit=limit)
-    # The analysis' own token ids: text decoded from ids (a generation) may tokenize otherwise.
-    norm = _norm_attention(loaded, model_inputs(result), result.tokens)
+    norm = norm_based_attention(loaded, result)
     shares = norm.norms / norm.norms.sum(dim=-1, keepdim=True).clamp_min(1e-12)  # (L, H, T, T)
-    return result.derived(shares)
+    return result.derive(shares, via="norm")

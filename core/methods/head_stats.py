@@ -367,7 +367,6 @@ class HeadStats:
             )
         if loaded is None:
             raise ValueError("a long analysis needs the model to recompute its layers")
-        from core.engine.analysis import model_inputs
         from core.engine.streaming import map_layers
 
         masks = _KeyMasks.of(analysis.tokens, analysis.special)  # once, not once per layer
@@ -376,7 +375,7 @@ class HeadStats:
             attn = weights.float().unsqueeze(0)  # (1, H, T, T)
             return _metric_values(attn, masks, analysis.causal)
 
-        per_layer = map_layers(loaded, model_inputs(analysis), on_layer)
+        per_layer = map_layers(loaded, analysis.model_inputs(), on_layer)
         metrics = {
             name: torch.cat([layer[name] for layer in per_layer]).cpu()  # (L, H)
             for name in per_layer[0]

@@ -1,5 +1,6 @@
 """What a decoder predicts: the top-k next tokens at every position, and the logit lens (every
-layer's hidden state read through the final norm and the unembedding).
+layer's hidden state read through the final norm and the unembedding), both from one forward pass
+of an analysis' own inputs (:func:`predict`).
 
 Logits over the vocabulary are computed a block of positions at a time and reduced to the top
 tokens at once, so a long text never holds a ``(seq_len, vocab)`` tensor per layer.
@@ -7,28 +8,28 @@ tokens at once, so a long text never holds a ``(seq_len, vocab)`` tensor per lay
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from core.engine.analysis import Tokenized, tokenize
 from core.engine.hooks import architecture_for
-from core.engine.tokens import make_visible
+from core.engine.streaming import run_inputs
+from core.engine.tokenize import token_labels
 from core.policy.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:
+    from core.engine.analysis import Analysis
     from core.engine.models import LoadedModel
 
 __all__ = [
     "LogitLens",
     "NextTokenPredictions",
+    "Predictions",
     "TokenProb",
-    "logit_lens",
-    "next_token_predictions",
-    "token_labels",
+    "predict",
     "top_k_probs",
 ]
 
@@ -42,19 +43,6 @@ class TokenProb:
     token_id: int
     token: str
     prob: float
-
-
-def token_labels(tokenizer: Any, token_ids: Sequence[int]) -> tuple[str, ...]:
-    """Readable labels for token ids: each id decoded on its own, then :func:`core.engine.tokens.
-    make_visible` (a leading space is dropped, a lone space shows as ``␣``). A byte-level piece of
-    a multi-byte character decodes to ``�``."""
-    cache: dict[int, str] = {}
-    labels = []
-    for token_id in token_ids:
-        if token_id not in cache:
-            cache[token_id] = make_visible(tokenizer.decode([token_id]))
-        labels.append(cache[token_id])
-    return tuple(labels)
 
 
 def top_k_probs(logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -96,12 +84,11 @@ def _require_decoder(loaded: LoadedModel) -> None:
         raise InputError("error.needs_decoder", model=loaded.title)
 
 
-def _decoder_forward(loaded: LoadedModel, tokenized: Tokenized) -> Any:
-    """The base model's forward pass with every hidden state."""
-    inputs = {key: value.to(loaded.device) for key, value in tokenized.inputs.items()}
+def _decoder_forward(loaded: LoadedModel, analysis: Analysis) -> Any:
+    """The base model's forward pass of ``analysis``' own inputs, with every hidden state."""
     with torch.inference_mode():
         return loaded.model.base_model(
-            **inputs, output_hidden_states=True, use_cache=False, return_dict=True
+            **run_inputs(loaded, analysis.model_inputs()), output_hidden_states=True
         )
 
 
@@ -155,15 +142,12 @@ class NextTokenPredictions:
         ]
 
 
-def next_token_predictions(
-    loaded: LoadedModel, text: str, *, top_k: int = 5, max_tokens: int | None = None
+def _next_tokens(
+    loaded: LoadedModel, analysis: Analysis, out: Any, top_k: int
 ) -> NextTokenPredictions:
-    """The ``top_k`` most likely next tokens at every position of ``text`` under a decoder,
-    ``softmax(W_U norm_f(h_L))`` at each position. Encoders raise an :class:`InputError`."""
-    _require_decoder(loaded)
-    tokenized = tokenize(loaded, text, max_tokens=max_tokens)
-    out = _decoder_forward(loaded, tokenized)
-    ids = tokenized.input_ids[0]  # (T,)
+    """The ``top_k`` most likely next tokens at every position, ``softmax(W_U norm_f(h_L))``,
+    from the pass ``out``."""
+    ids = torch.tensor(analysis.token_ids)  # (T,)
     hidden = out.last_hidden_state[0]  # (T, d), after the final norm
     head = _unembedding(loaded)
     # Position i is scored on token i + 1; the last position has none (a stand-in, dropped).
@@ -173,7 +157,7 @@ def next_token_predictions(
     labels = token_labels(loaded.tokenizer, top_ids.flatten().tolist())
     k = top_ids.shape[1]
     return NextTokenPredictions(
-        tokens=tokenized.tokens,
+        tokens=analysis.tokens,
         token_ids=tuple(ids.tolist()),
         top_ids=top_ids,
         top_probs=probs,
@@ -214,22 +198,14 @@ class LogitLens:
         ]
 
 
-def logit_lens(loaded: LoadedModel, text: str, *, max_tokens: int | None = None) -> LogitLens:
-    """The logit lens of ``text`` under a decoder: ``softmax(W_U norm_f(h_l))`` for the
-    embeddings and every layer's output ``h_l``, reduced to the top-1 token and its probability.
+def _logit_lens(loaded: LoadedModel, analysis: Analysis, out: Any) -> LogitLens:
+    """The logit lens from the pass ``out``: ``softmax(W_U norm_f(h_l))`` for the embeddings and
+    every layer's output ``h_l``, reduced to the top-1 token and its probability.
 
     ``out.hidden_states[l]`` (``l < n_layers``) is the input of layer l, before the final norm;
     the last row uses ``out.last_hidden_state``, which the model has already normed.
     """
-    _require_decoder(loaded)
-    architecture = architecture_for(loaded.model)
-    if architecture.final_norm is None:
-        raise UnsupportedModelError(
-            "error.no_final_norm", model=loaded.title, family=architecture.family
-        )
-    tokenized = tokenize(loaded, text, max_tokens=max_tokens)
-    out = _decoder_forward(loaded, tokenized)
-    norm = architecture.final_norm(loaded.model.base_model)
+    norm = architecture_for(loaded.model).final_norm(loaded.model.base_model)
     head = _unembedding(loaded)
     states = list(out.hidden_states)[:-1]  # n_layers x (1, T, d): embeddings, layers 0..L-2
     if len(states) != loaded.n_layers:
@@ -249,9 +225,34 @@ def logit_lens(loaded: LoadedModel, text: str, *, max_tokens: int | None = None)
     seq_len = top_ids.shape[1]
     labels = token_labels(loaded.tokenizer, top_ids.flatten().tolist())
     return LogitLens(
-        tokens=tokenized.tokens,
+        tokens=analysis.tokens,
         row_labels=("embeddings", *(f"layer {layer}" for layer in range(loaded.n_layers))),
         top_ids=top_ids,
         top_probs=torch.stack(probs_rows),
         top_tokens=tuple(labels[r * seq_len : (r + 1) * seq_len] for r in range(top_ids.shape[0])),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """What a decoder predicts over one analysis: the next tokens and the logit lens."""
+
+    next_tokens: NextTokenPredictions
+    lens: LogitLens
+
+
+def predict(loaded: LoadedModel, analysis: Analysis, *, top_k: int = 5) -> Predictions:
+    """The ``top_k`` next tokens at every position and the logit lens of ``analysis`` under a
+    decoder, from one forward pass of its own token ids. Encoders, and families without a known
+    final norm, raise an :class:`InputError` / :class:`UnsupportedModelError` before any pass."""
+    _require_decoder(loaded)
+    architecture = architecture_for(loaded.model)
+    if architecture.final_norm is None:
+        raise UnsupportedModelError(
+            "error.no_final_norm", model=loaded.title, family=architecture.family
+        )
+    out = _decoder_forward(loaded, analysis)
+    return Predictions(
+        next_tokens=_next_tokens(loaded, analysis, out, top_k),
+        lens=_logit_lens(loaded, analysis, out),
     )

@@ -56,6 +56,8 @@ import torch
 from torch import Tensor
 
 from core.engine import budget
+from core.engine.streaming import map_layers
+from core.engine.tokenize import special_ids, tokenize_ids
 from core.engine.tokens import byte_level_bytes, make_visible
 from core.policy.errors import InputError
 
@@ -450,23 +452,10 @@ def _marker_text(raw: str) -> str:
 def _offsets_of(
     loaded: LoadedModel, analysis: Analysis
 ) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...], tuple[int | None, ...]]:
-    """Texts, offsets and sequence ids for the tokens of ``analysis``: from the fast tokenizer
-    when tokenizing the analysis' text again gives exactly its token ids, else by decoding the ids
-    (a generated text, a slow tokenizer)."""
-    from core.engine.analysis import tokenize, tokenize_ids
-
-    if analysis.text.strip():
-        try:
-            again = tokenize(loaded, analysis.text, analysis.pair, max_tokens=analysis.max_tokens)
-        except InputError:  # e.g. a text that is now empty: decode the ids instead
-            again = None
-        if (
-            again is not None
-            and again.offsets is not None
-            and again.sequence_ids is not None
-            and tuple(again.input_ids[0].tolist()) == analysis.token_ids
-        ):
-            return again.texts, again.offsets, again.sequence_ids
+    """Texts, offsets and sequence ids for the tokens of ``analysis``: the ones it carries from
+    its tokenization, else (a slow tokenizer gives none) by decoding its token ids."""
+    if analysis.offsets is not None and analysis.sequence_ids is not None:
+        return analysis.texts, analysis.offsets, analysis.sequence_ids
     decoded = tokenize_ids(loaded, analysis.token_ids, max_tokens=len(analysis.token_ids))
     assert decoded.offsets is not None and decoded.sequence_ids is not None
     return decoded.texts, decoded.offsets, decoded.sequence_ids
@@ -474,8 +463,6 @@ def _offsets_of(
 
 def find_words(loaded: LoadedModel, analysis: Analysis, *, cjk: CjkRule = "character") -> Words:
     """How the tokens of ``analysis`` (made by ``loaded``) group into words."""
-    from core.engine.analysis import special_ids
-
     texts, offsets, sequence_ids = _offsets_of(loaded, analysis)
     specials = special_ids(loaded.tokenizer)
     special = tuple(
@@ -503,13 +490,11 @@ def _merged_attention(loaded: LoadedModel, analysis: Analysis, groups: Groups) -
         raise InputError("error.words_too_long", words=n_words, limit=limit)
     if len(analysis.held_layers) == analysis.n_layers:
         return merge_attention(analysis.attentions, groups)  # (L, H, W, W)
-    from core.engine.analysis import model_inputs
-    from core.engine.streaming import map_layers
 
     def merged(layer: int, weights: Tensor) -> Tensor:
         return merge_attention(weights.float(), groups).cpu()  # (H, W, W)
 
-    return torch.stack(map_layers(loaded, model_inputs(analysis), merged))  # (L, H, W, W)
+    return torch.stack(map_layers(loaded, analysis.model_inputs(), merged))  # (L, H, W, W)
 
 
 def word_analysis(
@@ -525,27 +510,26 @@ def word_analysis(
     ``kind``, ``model_name``, ``text``, ``pair``, ``truncated``, ``n_input_tokens`` (still counted
     in tokens) and ``max_tokens`` are kept. Per word, ``tokens`` is the word as written,
     ``raw_tokens`` its pieces' readable labels joined by ``|`` (``token|ization``), ``token_ids``
-    its first piece's id and ``special`` whether it is a special token. Pass ``words`` (from
-    :func:`find_words`) to reuse a grouping.
+    (and segment id) its first piece's and ``special`` whether it is a special token. The result
+    is derived (``derived_from="words"``): it is shown, never run as model input. Pass ``words``
+    (from :func:`find_words`) to reuse a grouping.
     """
-    from core.engine.analysis import Analysis
-
     words = words or find_words(loaded, analysis, cjk=cjk)
     merged = _merged_attention(loaded, analysis, words.groups)  # (L, H, W, W)
     b_start = analysis.sentence_b_start
-    return Analysis.from_attentions(
+    return analysis.derive(
         merged,
-        words.labels,
-        kind=analysis.kind,
-        model_name=analysis.model_name,
-        text=analysis.text,
-        pair=analysis.pair,
-        token_ids=[analysis.token_ids[g[0]] for g in words.groups],
-        raw_tokens=["|".join(analysis.tokens[t] for t in g) for g in words.groups],
+        via="words",
+        tokens=words.labels,
+        token_ids=tuple(analysis.token_ids[g[0]] for g in words.groups),
+        token_type_ids=(
+            tuple(analysis.token_type_ids[g[0]] for g in words.groups)
+            if analysis.token_type_ids is not None
+            else None
+        ),
+        raw_tokens=tuple("|".join(analysis.tokens[t] for t in g) for g in words.groups),
         special=words.special,
         sentence_b_start=words.word_of_token[b_start] if b_start is not None else None,
-        truncated=analysis.truncated,
-        n_input_tokens=analysis.n_input_tokens,
-        max_tokens=analysis.max_tokens,
-        forward_seconds=analysis.forward_seconds,
+        offsets=None,
+        sequence_ids=None,
     )

@@ -13,11 +13,11 @@ from core.methods.compare import compare
 from core.methods.effective import norm_based_attention, rollout
 from core.methods.generate import GenerationConfig, generate
 from core.methods.head_stats import HeadStats
-from core.methods.predictions import logit_lens, next_token_predictions
+from core.methods.predictions import predict
 from core.methods.words import word_analysis
 from core.policy.i18n import t
 from tests.app.helpers import analyze_in_app, decode, plotly_specs
-from viz.deeper import PATTERN_KEYS
+from viz.labels import PATTERN_KEYS
 
 TEXT = "The animal didn't cross the street because it was too tired."
 
@@ -50,7 +50,7 @@ def test_rollout_and_norm_based_heatmaps(app, minilm):
 
     app.button_group(key="heatmaps_effective").set_value("norm").run()
     app.selectbox(key="heatmaps_head").set_value(3).run()
-    norms = norm_based_attention(minilm, TEXT).norms[5, 3]
+    norms = norm_based_attention(minilm, analyze(minilm, TEXT)).norms[5, 3]
     [spec] = plotly_specs(app)
     assert np.allclose(
         decode(spec["data"][0]["z"]), (norms / norms.sum(-1, keepdim=True)).numpy(), atol=1e-5
@@ -78,11 +78,11 @@ def test_predictions_page(app, smollm2):
     analyze_in_app(app, text, model="smollm2")
     app.switch_page("pages/predictions.py").run()
     assert not app.exception
-    preds = next_token_predictions(smollm2, text, top_k=5)
+    preds = predict(smollm2, analyze(smollm2, text), top_k=5).next_tokens
     table = app.dataframe[0].value
     assert len(table) == len(preds.tokens)
     assert table.iloc[-1]["top 1"].startswith(preds.top_tokens[-1][0])
-    lens = logit_lens(smollm2, text)
+    lens = predict(smollm2, analyze(smollm2, text)).lens
     [spec] = plotly_specs(app)
     assert np.allclose(decode(spec["data"][0]["z"]), lens.top_probs.numpy(), atol=1e-5)
 
@@ -94,12 +94,12 @@ def test_ablation_page_effect_and_ranking(app, minilm):
     app.multiselect(key="ablation_heads").set_value([(0, 1), (2, 3)]).run()
     app.button(key="ablation_run").click().run()
     assert not app.exception
-    effect = ablation_effect(minilm, text, [(0, 1), (2, 3)])
+    effect = ablation_effect(minilm, analyze(minilm, text), [(0, 1), (2, 3)])
     assert float(app.metric[0].value) == pytest.approx(effect.cosine_similarity, abs=1e-5)
 
     app.button(key="ablation_rank").click().run()
     assert not app.exception
-    ranking = rank_heads(minilm, text)
+    ranking = rank_heads(minilm, analyze(minilm, text))
     [spec] = plotly_specs(app)
     shown = decode(spec["data"][0]["z"]).astype(np.float64)
     assert np.allclose(shown, ranking.importance.numpy(), atol=1e-6)

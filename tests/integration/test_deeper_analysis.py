@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from core import InputError, analyze
-from core.engine.analysis import tokenize
-from core.engine.hooks import HookSet, attention_modules, count_hooks, output_bias
+from core.engine.hooks import HookSet, count_hooks, projections
+from core.engine.tokenize import tokenize
 from core.methods.ablation import ablate_heads, ablation_effect, rank_heads
 from core.methods.compare import compare
 from core.methods.effective import (
@@ -18,7 +18,7 @@ from core.methods.effective import (
     transformed_values,
 )
 from core.methods.head_stats import HeadStats
-from core.methods.predictions import logit_lens, next_token_predictions
+from core.methods.predictions import predict
 
 TEXT = "The quick brown fox jumps over the lazy dog because it was bored."
 SHORT = "The cat sat on the mat."
@@ -105,7 +105,7 @@ def test_smollm2_gqa_order_is_checked_by_the_identity(smollm2):
 
 
 def test_norm_based_and_rollout(any_model):
-    result = norm_based_attention(any_model, SHORT)
+    result = norm_based_attention(any_model, analyze(any_model, SHORT))
     raw = analyze(any_model, SHORT).attentions
     assert torch.allclose(result.attentions, raw, atol=1e-6)
     assert torch.allclose(result.norms, raw * result.value_norms[:, :, None, :])
@@ -133,8 +133,8 @@ def _output(loaded, text):
 def test_ablating_a_whole_layer_equals_zeroing_its_attention_output(any_model):
     """All heads of layer 1 ablated == the output projection returning only its bias (MiniLM's
     output.dense) or 0 (SmolLM2's o_proj has no bias)."""
-    output = attention_modules(any_model)[1].output
-    bias = output_bias(output)
+    output = projections(any_model)[1].output
+    bias = output.bias
     assert (bias is None) == (any_model.name == "smollm2")
 
     def only_bias(module, args, out):
@@ -150,7 +150,7 @@ def test_ablating_a_whole_layer_equals_zeroing_its_attention_output(any_model):
 
 
 def test_ablating_no_heads_changes_nothing(any_model):
-    effect = ablation_effect(any_model, SHORT, [])
+    effect = ablation_effect(any_model, analyze(any_model, SHORT), [])
     assert effect.importance == 0.0 or effect.importance == pytest.approx(0.0, abs=1e-12)
     if any_model.kind == "decoder":
         assert effect.kl_divergence == 0.0 and effect.top_before == effect.top_after
@@ -161,7 +161,7 @@ def test_ablating_no_heads_changes_nothing(any_model):
 def test_smollm2_ablation_changes_the_prediction(smollm2):
     text = "The capital of France is"
     heads = [(layer, head) for layer in range(2, 6) for head in range(9)]
-    effect = ablation_effect(smollm2, text, heads)
+    effect = ablation_effect(smollm2, analyze(smollm2, text), heads)
     assert effect.top_before[0].token == "Paris" and effect.top_before[0].prob > 0.5
     assert effect.kl_divergence > 0.05
     assert effect.top_after[0].prob != effect.top_before[0].prob
@@ -173,7 +173,7 @@ def test_rank_heads_on_a_few_heads(any_model):
     count: list[int] = []
     ranking = rank_heads(
         any_model,
-        SHORT,
+        analyze(any_model, SHORT),
         layers=[any_model.n_layers - 1],
         progress=lambda done, total: count.append(done),
         should_stop=lambda: bool(count),
@@ -182,7 +182,7 @@ def test_rank_heads_on_a_few_heads(any_model):
     assert not ranking.completed and ranking.n_done == 3 and count == [3]
     last = any_model.n_layers - 1
     for head in range(3):
-        single = ablation_effect(any_model, SHORT, [(last, head)]).importance
+        single = ablation_effect(any_model, analyze(any_model, SHORT), [(last, head)]).importance
         assert ranking.importance[last, head].item() == pytest.approx(single, rel=1e-3, abs=1e-6)
     assert ranking.importance[last, :3].min() > 0.0
     assert torch.isnan(ranking.importance[:last]).all()
@@ -192,16 +192,16 @@ def test_rank_heads_on_a_few_heads(any_model):
 def test_hooks_are_removed_after_a_failing_pass(any_model, monkeypatch):
     _output(any_model, SHORT)
     before = count_hooks(any_model.model)
-    last_block_output = attention_modules(any_model)[-1].output
+    last_block_output = projections(any_model)[-1].output
 
     def broken(*args, **kwargs):
         raise RuntimeError("deliberately broken")
 
     monkeypatch.setattr(last_block_output, "forward", broken)
     with pytest.raises(RuntimeError, match="deliberately"):
-        ablation_effect(any_model, SHORT, [(0, 0)])
+        ablation_effect(any_model, analyze(any_model, SHORT), [(0, 0)])
     with pytest.raises(RuntimeError, match="deliberately"):
-        norm_based_attention(any_model, SHORT)
+        norm_based_attention(any_model, analyze(any_model, SHORT))
     assert count_hooks(any_model.model) == before
 
 
@@ -210,11 +210,11 @@ def test_hooks_are_removed_after_a_failing_pass(any_model, monkeypatch):
 
 def test_smollm2_predicts_paris_and_the_lens_agrees(smollm2):
     text = "The capital of France is"
-    predictions = next_token_predictions(smollm2, text, top_k=5)
+    predictions = predict(smollm2, analyze(smollm2, text), top_k=5).next_tokens
     last = predictions.at(len(predictions.tokens) - 1)
     assert last[0].token == "Paris" and last[0].prob > 0.5
     assert [g.prob for g in last] == sorted((g.prob for g in last), reverse=True)
-    lens = logit_lens(smollm2, text)
+    lens = predict(smollm2, analyze(smollm2, text)).lens
     assert lens.top_ids.shape == (31, len(predictions.tokens))
     assert torch.equal(lens.top_ids[-1], predictions.top_ids[:, 0])
     assert torch.allclose(lens.top_probs[-1], predictions.top_probs[:, 0], atol=1e-5)
@@ -226,7 +226,7 @@ def test_smollm2_predicts_paris_and_the_lens_agrees(smollm2):
 
 def test_minilm_has_no_predictions(minilm):
     with pytest.raises(InputError, match="decoder"):
-        next_token_predictions(minilm, SHORT)
+        predict(minilm, analyze(minilm, SHORT)).next_tokens
 
 
 # --- comparison ----------------------------------------------------------------------------------

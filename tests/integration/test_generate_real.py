@@ -9,11 +9,11 @@ import json
 import pytest
 import torch
 
-from core import InputError, stats
+from core import InputError, analyze_ids
+from core.engine import stats
 from core.methods.generate import (
     Generation,
     GenerationConfig,
-    analyze_generation,
     generate,
     generate_steps,
 )
@@ -65,7 +65,7 @@ def test_greedy_equals_model_generate(smollm2, greedy):
 
 
 def test_step_attention_equals_the_full_analysis(smollm2, sampled):
-    full = analyze_generation(smollm2, sampled)
+    full = analyze_ids(smollm2, sampled.token_ids)
     assert full.token_ids == sampled.token_ids
     assert full.tokens == sampled.tokens
     for step in sampled.steps:
@@ -161,6 +161,6 @@ def test_word_level_views_of_a_generation(smollm2, sampled):
     assert merged.shape == (30, 9, len(labels))
     assert torch.allclose(merged.sum(-1), torch.ones(30, 9), atol=1e-4)
     assert torch.allclose(merged, merge_keys(step.attention, truncate_groups(groups, step.ctx_len)))
-    full = analyze_generation(smollm2, sampled)
+    full = analyze_ids(smollm2, sampled.token_ids)
     assert word_analysis(smollm2, full).tokens == labels
     assert torch.allclose(merge_keys(full.attentions[:, :, -1], groups), merged, atol=1e-4)

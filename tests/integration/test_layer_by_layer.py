@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from core import analyze
-from core.engine.analysis import LayerNotHeldError, with_layers
-from core.engine.streaming import attention_modules, capture_attention
+from core.engine.analysis import LayerNotHeldError
+from core.engine.hooks import attention_modules
+from core.engine.run import with_layers
+from core.engine.streaming import capture_attention
 
 TEXT = "Statistics layer by layer must equal the statistics of every layer at once, 日本語も."
 STATS = ("head_entropy", "normalized_head_entropy", "layer_entropy", "received_by_head")
@@ -88,11 +90,10 @@ def test_hooks_are_removed_even_when_the_pass_fails(minilm):
 
 
 def test_rollout_layer_by_layer_equals_rollout_of_all_layers(any_model):
-    from core.engine.analysis import model_inputs
     from core.methods.effective import effective_analysis, rollout, rollout_layer_by_layer
 
     full = analyze(any_model, TEXT, method="all")
-    streamed = rollout_layer_by_layer(any_model, model_inputs(full))
+    streamed = rollout_layer_by_layer(any_model, full.model_inputs())
     assert torch.allclose(streamed, rollout(full.attentions), atol=1e-5)
     lean = analyze(any_model, TEXT, keep_layers="none")
     shown = effective_analysis(any_model, lean, "rollout")
@@ -107,7 +108,7 @@ def test_norm_based_view_rows_are_shares_of_the_norms(minilm):
 
     result = analyze(minilm, TEXT)
     shown = effective_analysis(minilm, result, "norm")
-    norms = norm_based_attention(minilm, TEXT).norms
+    norms = norm_based_attention(minilm, analyze(minilm, TEXT)).norms
     assert torch.allclose(shown.attentions, norms / norms.sum(-1, keepdim=True), atol=1e-6)
     assert effective_analysis(minilm, result, "raw") is result
 
@@ -115,7 +116,7 @@ def test_norm_based_view_rows_are_shares_of_the_norms(minilm):
 def test_effective_views_of_exact_token_ids_keep_those_tokens(smollm2):
     """An analysis of token ids (a generation) whose decoded text tokenizes otherwise ("he" +
     "llo" decodes to "hello", one token): the norm-based view reads the ids, not the text."""
-    from core.engine.analysis import analyze_ids
+    from core.engine.run import analyze_ids
     from core.methods.effective import effective_analysis
 
     tokenizer = smollm2.tokenizer

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core import analyze
-from core.engine.analysis import analyze_ids
+from core.engine.run import analyze_ids
 from core.methods.words import find_words, merge_attention, word_analysis
 
 ENGLISH = "Tokenization isn't unbelievably hard, e.g. in 2024."

@@ -8,9 +8,9 @@ import copy
 import pytest
 import torch
 
-from core import InputError
-from core.engine.analysis import tokenize
-from core.engine.hooks import HookSet, architecture_for, attention_modules, count_hooks, output_bias
+from core import InputError, analyze
+from core.engine.hooks import HookSet, architecture_for, count_hooks, projections
+from core.engine.tokenize import tokenize
 from core.methods.ablation import (
     ablate_heads,
     ablation_effect,
@@ -45,8 +45,8 @@ def test_ablating_every_head_of_a_layer_equals_zeroing_its_attention_output(tiny
     ``attention.output.dense`` and GPT-2's ``c_proj`` give exactly the bias, Llama's ``o_proj``
     (no bias) exactly 0. The reference replaces the projection's output by that directly."""
     for layer in range(tiny.n_layers):
-        output = attention_modules(tiny)[layer].output
-        bias = output_bias(output)
+        output = projections(tiny)[layer].output
+        bias = output.bias
         assert (bias is None) == (tiny.model.config.model_type == "llama")
 
         def attention_output_is_bias(module, args, out, bias=bias):
@@ -63,11 +63,11 @@ def test_ablating_every_head_of_a_layer_equals_zeroing_its_attention_output(tiny
 
 def test_ablating_one_head_equals_zeroing_its_block_of_w_o(tiny):
     layer, head = 1, 1
-    modules = attention_modules(tiny)[layer]
+    modules = projections(tiny)[layer]
     d = modules.head_dim
     edited = copy.deepcopy(tiny)
     with torch.no_grad():
-        weight = attention_modules(edited)[layer].output.weight
+        weight = projections(edited)[layer].output.weight
         if architecture_for(tiny.model).weight_in_out:  # Conv1D: (in, out)
             weight[head * d : (head + 1) * d, :] = 0.0
         else:  # Linear: (out, in)
@@ -78,7 +78,7 @@ def test_ablating_one_head_equals_zeroing_its_block_of_w_o(tiny):
 
 
 def test_ablating_no_heads_changes_nothing(tiny):
-    effect = ablation_effect(tiny, TEXT, [])
+    effect = ablation_effect(tiny, analyze(tiny, TEXT), [])
     assert effect.heads == ()
     assert effect.importance == 0.0
     if tiny.kind == "decoder":
@@ -96,7 +96,7 @@ def test_decoder_effect_equals_direct_kl_and_top_tokens():
     before = torch.log_softmax(run(llama)[-1], -1)
     with ablate_heads(llama, heads):
         after = torch.log_softmax(run(llama)[-1], -1)
-    effect = ablation_effect(llama, TEXT, heads, top_k=3)
+    effect = ablation_effect(llama, analyze(llama, TEXT), heads, top_k=3)
     direct = torch.nn.functional.kl_div(after, before, log_target=True, reduction="sum")
     assert effect.kl_divergence == pytest.approx(direct.item(), rel=1e-5)
     assert effect.kl_divergence > 1e-4
@@ -115,7 +115,7 @@ def test_encoder_effect_equals_direct_cosine_with_a_pair():
     before = run(bert, "the cat sat", "a dog slept").mean(0)
     with ablate_heads(bert, heads):
         after = run(bert, "the cat sat", "a dog slept").mean(0)
-    effect = ablation_effect(bert, "the cat sat", heads, pair="a dog slept")
+    effect = ablation_effect(bert, analyze(bert, "the cat sat", "a dog slept"), heads)
     direct = torch.nn.functional.cosine_similarity(before, after, dim=0).item()
     assert effect.cosine_similarity == pytest.approx(direct, abs=1e-6)
     assert effect.cosine_similarity < 1.0 - 1e-6
@@ -126,7 +126,10 @@ def test_encoder_effect_equals_direct_cosine_with_a_pair():
 def test_rank_heads_matches_one_ablation_per_head_and_reports_progress(tiny):
     calls: list[tuple[int, int]] = []
     ranking = rank_heads(
-        tiny, TEXT, progress=lambda done, total: calls.append((done, total)), batch_size=1
+        tiny,
+        analyze(tiny, TEXT),
+        progress=lambda done, total: calls.append((done, total)),
+        batch_size=1,
     )
     total = tiny.n_layers * tiny.n_heads
     assert calls == [(k, total) for k in range(1, total + 1)]
@@ -134,7 +137,7 @@ def test_rank_heads_matches_one_ablation_per_head_and_reports_progress(tiny):
     assert ranking.importance.shape == (tiny.n_layers, tiny.n_heads)
     for layer in range(tiny.n_layers):
         for head in range(tiny.n_heads):
-            single = ablation_effect(tiny, TEXT, [(layer, head)]).importance
+            single = ablation_effect(tiny, analyze(tiny, TEXT), [(layer, head)]).importance
             assert ranking.importance[layer, head].item() == pytest.approx(single, abs=1e-9)
     ranked = ranking.ranked()
     assert [value for *_, value in ranked] == sorted(ranking.importance.flatten().tolist())[::-1]
@@ -149,26 +152,26 @@ def test_rank_heads_can_be_stopped_and_limited_to_layers():
         asked.append(1)
         return len(asked) > 3
 
-    stopped = rank_heads(llama, TEXT, should_stop=stop_after_three, batch_size=1)
+    stopped = rank_heads(llama, analyze(llama, TEXT), should_stop=stop_after_three, batch_size=1)
     assert not stopped.completed and stopped.n_done == 3 and stopped.n_total == 8
     assert not torch.isnan(stopped.importance[0, :3]).any()
     assert torch.isnan(stopped.importance[0, 3:]).all() and torch.isnan(stopped.importance[1]).all()
     assert len(stopped.ranked()) == 3
 
-    second = rank_heads(llama, TEXT, layers=[1], batch_size=1)
+    second = rank_heads(llama, analyze(llama, TEXT), layers=[1], batch_size=1)
     assert second.completed and second.n_total == 4
     assert torch.isnan(second.importance[0]).all() and not torch.isnan(second.importance[1]).any()
 
 
 def test_ranking_layer_by_layer_from_one_baseline_equals_ranking_all_at_once(tiny):
     """The app ranks one layer per slot from one unablated pass; the result is the whole run's."""
-    whole = rank_heads(tiny, TEXT, batch_size=1)
-    baseline = ranking_baseline(tiny, TEXT)
+    whole = rank_heads(tiny, analyze(tiny, TEXT), batch_size=1)
+    baseline = ranking_baseline(tiny, analyze(tiny, TEXT))
     assert baseline.before.shape[0] == 1
     for layer in range(tiny.n_layers):
         part = rank_heads(
             tiny,
-            "ignored: the baseline's inputs are used",
+            analyze(tiny, "ignored: the baseline's inputs are used"),
             layers=[layer],
             baseline=baseline,
             batch_size=1,
@@ -179,9 +182,11 @@ def test_ranking_layer_by_layer_from_one_baseline_equals_ranking_all_at_once(tin
 def test_batched_ranking_equals_one_pass_per_head(tiny):
     """Batches of 3 copies of the text, each with its own head ablated, give the values of one
     pass per head (up to float rounding); progress and stopping go batch by batch."""
-    single = rank_heads(tiny, TEXT, batch_size=1)
+    single = rank_heads(tiny, analyze(tiny, TEXT), batch_size=1)
     calls: list[int] = []
-    batched = rank_heads(tiny, TEXT, batch_size=3, progress=lambda done, total: calls.append(done))
+    batched = rank_heads(
+        tiny, analyze(tiny, TEXT), batch_size=3, progress=lambda done, total: calls.append(done)
+    )
     total = tiny.n_layers * tiny.n_heads
     assert calls == [*range(3, total, 3), total]
     assert torch.allclose(batched.importance, single.importance, rtol=1e-3, atol=1e-6)
@@ -189,7 +194,7 @@ def test_batched_ranking_equals_one_pass_per_head(tiny):
     seen: list[int] = []
     stopped = rank_heads(
         tiny,
-        TEXT,
+        analyze(tiny, TEXT),
         batch_size=3,
         progress=lambda done, total: seen.append(done),
         should_stop=lambda: bool(seen),  # stop once the first batch is in
@@ -201,7 +206,8 @@ def test_batched_ranking_equals_one_pass_per_head(tiny):
 @pytest.mark.parametrize("heads", [[(2, 0)], [(0, 4)], [(-1, 0)]])
 def test_heads_out_of_range_are_input_errors(heads):
     with pytest.raises(InputError, match="layers 0-1 with heads 0-3"):
-        ablation_effect(tiny_llama(), TEXT, heads)
+        llama = tiny_llama()
+        ablation_effect(llama, analyze(llama, TEXT), heads)
 
 
 def test_hooks_are_removed_when_the_forward_raises(monkeypatch):
@@ -214,10 +220,10 @@ def test_hooks_are_removed_when_the_forward_raises(monkeypatch):
 
     monkeypatch.setattr(llama.model.model.layers[1].mlp, "forward", broken)
     with pytest.raises(RuntimeError, match="deliberately"):
-        ablation_effect(llama, TEXT, [(0, 0), (1, 2)])
+        ablation_effect(llama, analyze(llama, TEXT), [(0, 0), (1, 2)])
     assert count_hooks(llama.model) == before
     with pytest.raises(RuntimeError, match="deliberately"):
-        rank_heads(llama, TEXT)
+        rank_heads(llama, analyze(llama, TEXT))
     assert count_hooks(llama.model) == before
     with pytest.raises(ZeroDivisionError), ablate_heads(llama, [(0, 0)]):
         assert count_hooks(llama.model) == before + 1
@@ -227,7 +233,7 @@ def test_hooks_are_removed_when_the_forward_raises(monkeypatch):
 
 def test_the_projection_input_itself_is_not_modified():
     llama = tiny_llama()
-    o_proj = attention_modules(llama)[0].output
+    o_proj = projections(llama)[0].output
     seen = []
     with HookSet() as hooks:
         hooks.forward_pre(o_proj, lambda module, args: seen.append(args[0]))  # runs first

@@ -7,15 +7,16 @@ import pytest
 import torch
 
 from core import UnsupportedModelError
-from core.engine.analysis import analyze, tokenize
 from core.engine.hooks import (
     ARCHITECTURES,
     HookSet,
     architecture_for,
-    attention_modules,
     count_hooks,
     output_matrix,
+    projections,
 )
+from core.engine.run import analyze
+from core.engine.tokenize import tokenize
 from core.methods.effective import (
     capture_attention,
     layer_norm_attention,
@@ -124,7 +125,7 @@ def test_norm_vectors_rebuild_the_models_own_attention_output(tiny):
 
 
 def test_norm_based_attention_is_weight_times_vector_norm(tiny):
-    result = norm_based_attention(tiny, TEXT)
+    result = norm_based_attention(tiny, analyze(tiny, TEXT))
     raw = analyze(tiny, TEXT).attentions
     assert torch.allclose(result.attentions, raw)
     assert torch.allclose(result.norms, raw * result.value_norms[:, :, None, :])
@@ -136,15 +137,15 @@ def test_norm_based_attention_is_weight_times_vector_norm(tiny):
 
 
 def test_qwen2_value_bias_is_part_of_f():
-    qwen = TINY_MODELS["qwen2"]()
-    v_proj = attention_modules(qwen)[0].value
+    qwen, plain = TINY_MODELS["qwen2"](), TINY_MODELS["qwen2"]()
+    v_proj = projections(qwen)[0].value
     assert v_proj.bias is not None and v_proj.bias.abs().sum() > 0
     with torch.no_grad():
         v_proj.bias.zero_()
     # Zeroing b_V changes the norms of f, so the bias was in them.
     assert not torch.allclose(
-        norm_based_attention(qwen, TEXT).value_norms[0],
-        norm_based_attention(TINY_MODELS["qwen2"](), TEXT).value_norms[0],
+        norm_based_attention(qwen, analyze(qwen, TEXT)).value_norms[0],
+        norm_based_attention(plain, analyze(plain, TEXT)).value_norms[0],
     )
 
 
@@ -163,15 +164,15 @@ def test_registry_finds_each_familys_modules():
     }
     assert set(ARCHITECTURES) == set(TINY_MODELS)
     llama = tiny_llama()
-    modules = attention_modules(llama)
+    modules = projections(llama)
     blocks = llama.model.model.layers
     assert [m.value for m in modules] == [block.self_attn.v_proj for block in blocks]
     assert [m.output for m in modules] == [block.self_attn.o_proj for block in blocks]
     assert (modules[0].n_heads, modules[0].n_kv_heads, modules[0].head_dim) == (4, 2, 4)
     bert = tiny_bert()
     layer = bert.model.encoder.layer[1]
-    assert attention_modules(bert)[1].value is layer.attention.self.value
-    assert attention_modules(bert)[1].output is layer.attention.output.dense
+    assert projections(bert)[1].value is layer.attention.self.value
+    assert projections(bert)[1].output is layer.attention.output.dense
     w = output_matrix(architecture_for(bert.model), layer.attention.output.dense)
     assert torch.equal(w, layer.attention.output.dense.weight.T)
 

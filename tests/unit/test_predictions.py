@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from core import InputError
-from core.engine.analysis import tokenize
 from core.engine.hooks import HookSet
+from core.engine.run import analyze
+from core.engine.tokenize import token_labels, tokenize
 from core.methods import predictions as pred
-from core.methods.predictions import logit_lens, next_token_predictions, token_labels
+from core.methods.predictions import predict
 from tests.unit.tiny_models import TINY_MODELS, tiny_bert
 
 TEXT = "the cat sat on the mat , and it"
@@ -28,7 +29,7 @@ def logits_of(loaded, text=TEXT):
 
 
 def test_top_k_at_every_position_equals_the_models_softmax(tiny):
-    result = next_token_predictions(tiny, TEXT, top_k=3)
+    result = predict(tiny, analyze(tiny, TEXT), top_k=3).next_tokens
     probs = torch.softmax(logits_of(tiny), dim=-1)  # (T, vocab)
     top = probs.topk(3, dim=-1)
     assert torch.equal(result.top_ids, top.indices)
@@ -52,17 +53,17 @@ def test_top_k_at_every_position_equals_the_models_softmax(tiny):
 
 
 def test_blocks_of_positions_give_the_same_answer(tiny, monkeypatch):
-    whole = next_token_predictions(tiny, TEXT)
-    lens = logit_lens(tiny, TEXT)
+    whole = predict(tiny, analyze(tiny, TEXT)).next_tokens
+    lens = predict(tiny, analyze(tiny, TEXT)).lens
     monkeypatch.setattr(pred, "_BLOCK", 2)  # 9 positions -> 5 blocks, the last one short
-    blocked = next_token_predictions(tiny, TEXT)
+    blocked = predict(tiny, analyze(tiny, TEXT)).next_tokens
     assert torch.equal(blocked.top_ids, whole.top_ids)
     assert torch.allclose(blocked.next_token_prob, whole.next_token_prob)
-    assert torch.equal(logit_lens(tiny, TEXT).top_ids, lens.top_ids)
+    assert torch.equal(predict(tiny, analyze(tiny, TEXT)).lens.top_ids, lens.top_ids)
 
 
 def test_logit_lens_last_row_is_the_models_prediction(tiny):
-    lens = logit_lens(tiny, TEXT)
+    lens = predict(tiny, analyze(tiny, TEXT)).lens
     probs = torch.softmax(logits_of(tiny), dim=-1)
     seq_len = probs.shape[0]
     assert lens.top_ids.shape == lens.top_probs.shape == (tiny.n_layers + 1, seq_len)
@@ -87,7 +88,7 @@ def test_logit_lens_rows_apply_the_final_norm_and_the_unembedding(tiny):
         hooks.forward(blocks[1], lambda module, args, out: recorded.append(args[0]))
         logits_of(tiny)
     embeddings, after_layer_0 = recorded[0][0], recorded[1][0]  # inputs of layers 0 and 1
-    lens = logit_lens(tiny, TEXT)
+    lens = predict(tiny, analyze(tiny, TEXT)).lens
     for row, hidden in ((0, embeddings), (1, after_layer_0)):
         with torch.inference_mode():
             probs = torch.softmax(norm(hidden) @ tied.T, dim=-1)  # (T, vocab)
@@ -106,9 +107,38 @@ def test_logit_lens_rows_apply_the_final_norm_and_the_unembedding(tiny):
 def test_encoders_are_refused_with_a_message():
     bert = tiny_bert()
     with pytest.raises(InputError, match="need a decoder"):
-        next_token_predictions(bert, TEXT)
-    with pytest.raises(InputError, match="need a decoder"):
-        logit_lens(bert, TEXT)
+        predict(bert, analyze(bert, TEXT))
+
+
+def test_predictions_and_the_lens_share_one_forward_pass(tiny):
+    """The page used to run two identical passes; ``predict`` runs the base model once, on the
+    analysis' own ids (no tokenizing: a tokenizer that raises is never called)."""
+    result = analyze(tiny, TEXT)
+    calls = []
+    with HookSet() as hooks:
+        hooks.forward(tiny.model.base_model, lambda module, args, out: calls.append(1))
+        tokenizer, tiny_tokenizer = None, tiny.tokenizer
+        object.__setattr__(tiny, "tokenizer", _Refusing(tiny_tokenizer))
+        try:
+            both = predict(tiny, result, top_k=2)
+        finally:
+            object.__setattr__(tiny, "tokenizer", tiny_tokenizer)
+    assert len(calls) == 1 and tokenizer is None
+    assert both.next_tokens.token_ids == result.token_ids
+    assert both.lens.top_ids.shape == (tiny.n_layers + 1, result.seq_len)
+
+
+class _Refusing:
+    """A tokenizer that only decodes: tokenizing a text again would raise."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def decode(self, *args, **kwargs):
+        return self._inner.decode(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the text was tokenized again")
 
 
 def test_token_labels_are_visible_and_cached():

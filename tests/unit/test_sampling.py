@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.methods.generate import (
+from core.methods.sampling import (
     GenerationConfig,
     apply_temperature,
     choose_token,

@@ -1,0 +1,228 @@
+"""The one place that calls a tokenizer: text and token ids in, :class:`Tokenized` out, and
+token ids back to readable labels.
+
+Every method of AttnScope reads the tokenization an :class:`~core.engine.analysis.Analysis`
+carries; none tokenizes a text again. Generation's prompt (:func:`encode_prompt`) and the labels
+of predicted tokens (:func:`token_labels`) go through here too.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from core.engine.tokens import (
+    Decode,
+    broken_as_bytes,
+    labels_by_decoding,
+    labels_from_offsets,
+    make_visible,
+    offsets_by_decoding,
+)
+from core.policy.errors import InputError
+
+if TYPE_CHECKING:
+    from core.engine.models import LoadedModel
+
+__all__ = [
+    "Tokenized",
+    "check_text",
+    "decoder",
+    "encode_prompt",
+    "raw_token",
+    "special_ids",
+    "token_labels",
+    "tokenize",
+    "tokenize_ids",
+]
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """A text as the model sees it, with labels a person can read."""
+
+    input_ids: Tensor  # (1, seq_len)
+    extra_inputs: dict[str, Tensor]  # token_type_ids etc., each (1, seq_len)
+    raw_tokens: tuple[str, ...]
+    tokens: tuple[str, ...]  # readable labels, see core.engine.tokens
+    special: tuple[bool, ...]
+    sentence_b_start: int | None  # first token of the second sentence, if any
+    truncated: bool
+    n_input_tokens: int  # before truncation
+    # Where each token's characters are: texts[sequence_ids[t]][start:end] (None: special token
+    # or no offsets). None where the tokenizer gives no offsets (slow tokenizers).
+    texts: tuple[str, ...] = ()
+    offsets: tuple[tuple[int, int], ...] | None = None
+    sequence_ids: tuple[int | None, ...] | None = None
+
+    @property
+    def inputs(self) -> dict[str, Tensor]:
+        """The model's keyword inputs: ``input_ids`` and the extra ones, each ``(1, seq_len)``."""
+        return {"input_ids": self.input_ids, **self.extra_inputs}
+
+
+def check_text(text: str | None) -> str:
+    """``text`` if it holds something to analyse; an :class:`InputError` if it is empty or
+    only whitespace, control and invisible format characters (zero-width spaces, BOMs).
+
+    >>> check_text("  \\u200b\\x00")
+    Traceback (most recent call last):
+    ...
+    core.policy.errors.InputError: The text is empty: type or paste some text to analyse.
+    >>> check_text("a\\u200b")
+    'a\\u200b'
+    """
+    visible = (ch for ch in text or "" if not ch.isspace())
+    if not any(unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp") for ch in visible):
+        raise InputError("error.empty_text")
+    return text
+
+
+def tokenize(
+    loaded: LoadedModel, text: str, pair: str | None = None, *, max_tokens: int | None = None
+) -> Tokenized:
+    """Tokenize ``text`` (and, for encoders, ``pair``), truncating to the model's limit."""
+    check_text(text)
+    if pair is not None and not pair.strip():
+        pair = None
+    if pair is not None and loaded.kind == "decoder":
+        raise InputError("error.pair_decoder", model=loaded.title)
+    limit = min(max_tokens or loaded.max_tokens, loaded.max_tokens)
+    tokenizer = loaded.tokenizer
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    full = tokenizer(text, pair, add_special_tokens=True, truncation=False, verbose=False)
+    n_input = len(full["input_ids"])
+    truncated = n_input > limit
+    encoding = tokenizer(
+        text,
+        pair,
+        add_special_tokens=True,
+        truncation=truncated,
+        max_length=limit if truncated else None,
+        return_offsets_mapping=fast,
+        return_special_tokens_mask=True,
+        return_tensors="pt",
+        verbose=False,
+    )
+    ids = encoding["input_ids"][0].tolist()
+    raw = tuple(tokenizer.convert_ids_to_tokens(ids))
+    offsets = sequence_ids = None
+    if fast:
+        sequence_ids = encoding.sequence_ids(0)
+        offsets = [tuple(pair_) for pair_ in encoding["offset_mapping"][0].tolist()]
+        labels = labels_from_offsets([text, pair or ""], offsets, sequence_ids, raw)
+        b_start = next((t for t, s in enumerate(sequence_ids) if s == 1), None)
+    else:
+        labels = labels_by_decoding(ids, tokenizer.decode)
+        token_types = encoding.get("token_type_ids")
+        b_start = None
+        if pair is not None and token_types is not None:
+            b_start = next((t for t, s in enumerate(token_types[0].tolist()) if s == 1), None)
+    extra = {
+        key: encoding[key]
+        for key in ("attention_mask", "token_type_ids")
+        if key in encoding and encoding[key] is not None
+    }
+    return Tokenized(
+        input_ids=encoding["input_ids"],
+        extra_inputs=extra,
+        raw_tokens=raw,
+        tokens=tuple(labels),
+        special=tuple(bool(s) for s in encoding["special_tokens_mask"][0].tolist()),
+        sentence_b_start=b_start,
+        truncated=truncated,
+        n_input_tokens=n_input,
+        texts=(text, pair or ""),
+        offsets=tuple(offsets) if offsets is not None else None,
+        sequence_ids=tuple(sequence_ids) if sequence_ids is not None else None,
+    )
+
+
+def decoder(tokenizer: Any) -> Decode:
+    """``tokenizer``'s decode as ``ids -> text``, keeping special tokens and spaces exactly."""
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    return decode
+
+
+def special_ids(tokenizer: Any) -> frozenset[int]:
+    """The ids of ``tokenizer``'s special tokens (``[CLS]``, ``<|im_start|>``, ...), without the
+    unknown token: ``[UNK]`` stands for real characters of the text."""
+    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", None) or ()}
+    unk = getattr(tokenizer, "unk_token_id", None)
+    return frozenset(ids - {unk})
+
+
+def tokenize_ids(
+    loaded: LoadedModel, token_ids: Sequence[int], *, max_tokens: int | None = None
+) -> Tokenized:
+    """An exact sequence of token ids as the model sees it, with no tokenizing and no special
+    tokens added: the text, offsets and labels come from decoding (see
+    :func:`core.engine.tokens.offsets_by_decoding`). Longer sequences are cut to the model's
+    limit."""
+    ids = [int(i) for i in token_ids]
+    if not ids:
+        raise InputError("error.no_tokens")
+    limit = min(max_tokens or loaded.max_tokens, loaded.max_tokens)
+    n_input = len(ids)
+    ids = ids[:limit]
+    tokenizer = loaded.tokenizer
+    text, offsets = offsets_by_decoding(ids, decoder(tokenizer))
+    specials = special_ids(tokenizer)
+    special = tuple(i in specials for i in ids)
+    sequence_ids = tuple(None if s else 0 for s in special)
+    raw = tuple(tokenizer.convert_ids_to_tokens(ids))
+    input_ids = torch.tensor([ids], dtype=torch.long)  # (1, seq_len)
+    return Tokenized(
+        input_ids=input_ids,
+        extra_inputs={"attention_mask": torch.ones_like(input_ids)},
+        raw_tokens=raw,
+        tokens=tuple(broken_as_bytes(labels_from_offsets([text], offsets, sequence_ids, raw), raw)),
+        special=special,
+        sentence_b_start=None,
+        truncated=n_input > limit,
+        n_input_tokens=n_input,
+        texts=(text,),
+        offsets=tuple(offsets),
+        sequence_ids=sequence_ids,
+    )
+
+
+def token_labels(tokenizer: Any, token_ids: Sequence[int]) -> tuple[str, ...]:
+    """Readable labels for token ids: each id decoded on its own, then :func:`core.engine.tokens.
+    make_visible` (a leading space is dropped, a lone space shows as ``␣``). A byte-level piece of
+    a multi-byte character decodes to ``�``."""
+    cache: dict[int, str] = {}
+    labels = []
+    for token_id in token_ids:
+        if token_id not in cache:
+            cache[token_id] = make_visible(tokenizer.decode([token_id]))
+        labels.append(cache[token_id])
+    return tuple(labels)
+
+
+def raw_token(tokenizer: Any, token_id: int) -> str:
+    """The tokenizer's own string for one id (``Ġthe``, ``##ing``, ``<0xE6>``)."""
+    return tokenizer.convert_ids_to_tokens(token_id)
+
+
+def encode_prompt(loaded: LoadedModel, prompt: str, *, chat: bool) -> tuple[str, list[int]]:
+    """A generation prompt as ``(text the model reads, token ids)``: wrapped in the model's chat
+    template when ``chat`` (then no further special tokens are added), else tokenized as
+    :func:`tokenize` does. A model without a chat template raises an :class:`InputError`."""
+    tokenizer = loaded.tokenizer
+    if not chat:
+        return prompt, list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError("error.no_chat_template", model=loaded.title)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+    )
+    return text, list(tokenizer(text, add_special_tokens=False)["input_ids"])
