@@ -9,7 +9,8 @@ import torch
 
 from core.methods.ablation import ablation_effect, rank_heads, ranking_baseline
 from pages import common
-from viz.deeper import ablation_table, importance_heatmap, ranking_frame
+from viz.heatmaps import importance_heatmap
+from viz.tables import ablation_table, ranking_frame
 
 HEADS_WIDGET = "ablation_heads"
 ABLATE_BUTTON = "ablation_run"

@@ -9,7 +9,9 @@ from core.methods.compare import compare
 from core.methods.head_stats import HEAD_METRICS
 from core.policy.errors import AttnScopeError, InputError
 from pages import common
-from viz.deeper import METRIC_KEYS, changes_table, difference_heatmap
+from viz.heatmaps import difference_heatmap
+from viz.labels import METRIC_KEYS
+from viz.tables import changes_table
 
 TEXT_WIDGET = "compare_text"
 MODEL_WIDGET = "compare_model"

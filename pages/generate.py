@@ -7,7 +7,9 @@ from core.methods.generate import GenerationConfig, generate_steps
 from core.policy.errors import AttnScopeError
 from core.policy.settings import check_request
 from pages import common
-from viz.deeper import candidates_table, step_attention_heatmap, step_mean_chart
+from viz.charts import step_mean_chart
+from viz.heatmaps import step_attention_heatmap
+from viz.tables import candidates_table
 
 PROMPT_WIDGET = "generate_prompt"
 MAX_NEW_WIDGET = "generate_max_new"

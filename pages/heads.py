@@ -5,13 +5,9 @@ import streamlit as st
 
 from core.methods.head_stats import HEAD_METRICS, HeadStats
 from pages import common
-from viz.deeper import (
-    METRIC_DEFINITION_KEYS,
-    METRIC_KEYS,
-    head_stats_frame,
-    metric_heatmap,
-    pattern_rules_frame,
-)
+from viz.heatmaps import metric_heatmap
+from viz.labels import METRIC_DEFINITION_KEYS, METRIC_KEYS
+from viz.tables import head_stats_frame, pattern_rules_frame
 
 METRIC_WIDGET = "heads_metric"
 

@@ -5,7 +5,8 @@ import streamlit as st
 
 from core.methods.predictions import logit_lens, next_token_predictions
 from pages import common
-from viz.deeper import logit_lens_frame, logit_lens_heatmap, predictions_frame
+from viz.heatmaps import logit_lens_heatmap
+from viz.tables import logit_lens_frame, predictions_frame
 
 TOP_K_WIDGET = "predict_top_k"
 

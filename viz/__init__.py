@@ -1,16 +1,13 @@
-"""AttnScope's views: Plotly figures, pandas tables and BertViz HTML made from a core Analysis.
+"""AttnScope's views, made from core's results: heatmaps (one builder, ``viz.heatmaps``), charts,
+pandas tables and exports, the canvas payload of our attention view, and BertViz HTML.
 
-Never imports streamlit or loads models: everything here is a pure function of an Analysis.
+Never imports streamlit or loads models: everything here is a pure function of a result.
 """
 
 from viz.bertviz_views import bertviz_budget, bertviz_html, estimate_bertviz_bytes, view_height
-from viz.figures import (
-    entropy_heatmap,
-    head_heatmap,
-    layer_entropy_chart,
-    layer_heatmap,
-    plotly_safe,
-)
+from viz.charts import layer_entropy_chart
+from viz.heatmaps import entropy_heatmap, head_heatmap, layer_heatmap
+from viz.labels import plotly_safe
 from viz.tables import (
     analysis_json,
     head_entropy_matrix,

@@ -9,7 +9,7 @@ import torch
 from core import analyze, load_model
 from tests.app.helpers import analyze_in_app, decode, plotly_specs
 from viz.attention_view import decode_payload
-from viz.figures import axis_labels
+from viz.labels import axis_labels
 
 HEATMAPS, VIEWS, STATISTICS = "pages/heatmaps.py", "pages/views.py", "pages/statistics.py"
 

@@ -23,7 +23,7 @@ from viz import (
     to_csv_bytes,
     tokens_table,
 )
-from viz.figures import axis_labels, plotly_safe
+from viz.labels import axis_labels, plotly_safe
 
 TOKENS = ["<b>", "the", "the", "</script>"]
 
