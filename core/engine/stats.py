@@ -17,10 +17,7 @@ __all__ = [
     "layer_average",
     "layer_entropy",
     "max_entropy",
-    "mean_head_entropy",
-    "normalized_head_entropy",
     "normalize_row_entropy",
-    "normalized_row_entropy",
     "pooled_attention",
     "received_attention",
     "row_entropy",
@@ -96,11 +93,18 @@ def visible_keys(seq_len: int, *, causal: bool) -> Tensor:
 
 
 def normalize_row_entropy(row_entropies: Tensor, *, causal: bool) -> Tensor:
-    """Divide already computed row entropies ``(..., query_pos)`` by ``ln k_i`` (see
-    :func:`normalized_row_entropy`); a row that sees one key gives 0.
+    """Normalised row entropy: each row's entropy ``(..., query_pos)`` divided by ``ln k_i``,
+    ``k_i`` the number of keys query i can see (``T`` in an encoder, ``i + 1`` when causal).
+
+    A row that sees one key (``k_i = 1``, the first row of a decoder) has nothing to spread over
+    and counts 0. Values lie in [0, 1]: 0 is one-hot, 1 is uniform over the visible keys. The
+    normalised head entropy is its mean over queries.
 
     >>> normalize_row_entropy(torch.tensor([0.0, math.log(2), math.log(3)]), causal=True)
     tensor([0., 1., 1.])
+    >>> causal_uniform = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+    >>> normalize_row_entropy(row_entropy(causal_uniform), causal=True).mean()  # (0 + 1 + 1) / 3
+    tensor(0.6667)
     """
     seq_len = row_entropies.shape[-1]
     k = visible_keys(seq_len, causal=causal).to(row_entropies.device, row_entropies.dtype)  # (T,)
@@ -108,35 +112,6 @@ def normalize_row_entropy(row_entropies: Tensor, *, causal: bool) -> Tensor:
     # ln 1 = 0: divide by 1 instead and zero the row, so a one-key row is 0, not 0/0.
     safe = torch.where(k > 1, log_k, torch.ones_like(log_k))
     return torch.where(k > 1, row_entropies / safe, torch.zeros_like(log_k))
-
-
-def normalized_row_entropy(attn: Tensor, *, causal: bool) -> Tensor:
-    """Each row's entropy divided by ``ln k_i``, k_i the number of keys query i can see.
-
-    ``k_i = T`` for an encoder and ``i + 1`` for a causal decoder. A row that sees one key
-    (``k_i = 1``, the first row of a decoder) has nothing to spread over and counts 0. Values lie in
-    [0, 1]: 0 is one-hot, 1 is uniform over the visible keys. Shapes: ``(..., query_pos, key_pos)
-    -> (..., query_pos)``.
-
-    >>> causal_uniform = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
-    >>> normalized_row_entropy(causal_uniform, causal=True)
-    tensor([0., 1., 1.])
-    """
-    return normalize_row_entropy(row_entropy(attn), causal=causal)
-
-
-def normalized_head_entropy(attn: Tensor, *, causal: bool) -> Tensor:
-    """Normalised head entropy: the mean over query positions of :func:`normalized_row_entropy`.
-
-    Shapes: ``(..., query_pos, key_pos) -> (...)``.
-
-    >>> causal_uniform = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
-    >>> round(normalized_head_entropy(causal_uniform, causal=True).item(), 4)  # (0 + 1 + 1) / 3
-    0.6667
-    >>> round(normalized_head_entropy(torch.full((4, 4), 0.25), causal=False).item(), 4)
-    1.0
-    """
-    return normalized_row_entropy(attn, causal=causal).mean(dim=-1)
 
 
 def layer_average(attn: Tensor) -> Tensor:
@@ -165,20 +140,10 @@ def layer_entropy(attn: Tensor) -> Tensor:
     >>> a = torch.stack([torch.eye(2), torch.tensor([[0.0, 1.0], [1.0, 0.0]])]).unsqueeze(0)
     >>> layer_entropy(a)
     tensor([0.6931])
-    >>> mean_head_entropy(a)
+    >>> head_entropy(a).mean(dim=-1)  # the mean of its head entropies
     tensor([0.])
     """
     return head_entropy(layer_average(attn))
-
-
-def mean_head_entropy(attn: Tensor) -> Tensor:
-    """The mean of a layer's head entropies, ``mean_h E[l, h]``: ``(n_layers, n_heads, T, T) ->
-    (n_layers,)``. Reported beside :func:`layer_entropy`.
-
-    >>> mean_head_entropy(torch.full((2, 3, 4, 4), 0.25))  # ln 4 in every layer
-    tensor([1.3863, 1.3863])
-    """
-    return head_entropy(attn).mean(dim=-1)
 
 
 def received_attention(attn: Tensor) -> Tensor:

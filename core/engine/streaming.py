@@ -106,7 +106,7 @@ def layer_statistics(attn: Tensor, *, causal: bool) -> dict[str, Tensor]:
     return {
         "head_entropy": rows.mean(dim=-1),  # (..., H)
         "normalized_head_entropy": stats.normalize_row_entropy(rows, causal=causal).mean(dim=-1),
-        "layer_entropy": stats.head_entropy(stats.layer_average(attn)),  # (...,)
+        "layer_entropy": stats.layer_entropy(attn),  # (...,)
         "received_by_head": stats.received_attention(attn),  # (..., H, T)
     }
 

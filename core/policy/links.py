@@ -15,7 +15,6 @@ from core.policy.parsing import whole_number
 
 __all__ = [
     "MAX_LINK_TEXT",
-    "SHARE_PARAMS",
     "LinkProblem",
     "SharedView",
     "link_params",
@@ -27,7 +26,6 @@ __all__ = [
 MAX_LINK_TEXT = 2000
 MAX_MODEL_NAME = 200
 MAX_INDEX = 1023  # no model here has more layers or heads
-SHARE_PARAMS = ("model", "text", "example", "pair", "layer", "head", "lang")
 LinkProblem = Literal["text_too_long", "model_too_long", "bad_layer", "bad_head", "bad_example"]
 
 

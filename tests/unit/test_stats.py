@@ -45,25 +45,35 @@ def test_causal_rows_entropy_and_normalisation():
     # Each row is uniform over what it can see, so normalised entropy is 1, except the first row,
     # which sees one key and counts 0.
     assert torch.allclose(
-        stats.normalized_row_entropy(attn, causal=True), torch.tensor([0.0, 1.0, 1.0, 1.0])
+        stats.normalize_row_entropy(stats.row_entropy(attn), causal=True),
+        torch.tensor([0.0, 1.0, 1.0, 1.0]),
     )
-    assert stats.normalized_head_entropy(attn, causal=True).item() == pytest.approx(0.75)
+    assert stats.normalize_row_entropy(stats.row_entropy(attn), causal=True).mean(
+        dim=-1
+    ).item() == pytest.approx(0.75)
     # Read as an encoder (every row sees 4 keys), the same rows are far from uniform.
-    encoder_view = stats.normalized_row_entropy(attn, causal=False)
+    encoder_view = stats.normalize_row_entropy(stats.row_entropy(attn), causal=False)
     assert torch.allclose(encoder_view, torch.tensor([0.0, LN2, LN3, LN4]) / LN4)
 
 
 def test_a_row_that_sees_one_key_counts_zero_not_nan():
     attn = torch.ones(1, 1)  # T = 1: one query, one key
-    assert stats.normalized_head_entropy(attn, causal=False).item() == 0.0
-    assert stats.normalized_head_entropy(attn, causal=True).item() == 0.0
+    assert (
+        stats.normalize_row_entropy(stats.row_entropy(attn), causal=False).mean(dim=-1).item()
+        == 0.0
+    )
+    assert (
+        stats.normalize_row_entropy(stats.row_entropy(attn), causal=True).mean(dim=-1).item() == 0.0
+    )
     assert stats.head_entropy(attn).item() == 0.0
 
 
 def test_encoder_normalisation_divides_by_ln_t():
     attn = torch.tensor([[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3], [1.0, 0.0, 0.0]])
     expected = (LN2 / LN3 + 1.0 + 0.0) / 3
-    assert stats.normalized_head_entropy(attn, causal=False).item() == pytest.approx(expected)
+    assert stats.normalize_row_entropy(stats.row_entropy(attn), causal=False).mean(
+        dim=-1
+    ).item() == pytest.approx(expected)
 
 
 def test_layer_entropy_is_entropy_of_the_head_average():
@@ -73,13 +83,13 @@ def test_layer_entropy_is_entropy_of_the_head_average():
     head1 = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
     attn = torch.stack([head0, head1]).unsqueeze(0)  # (1, 2, 2, 2)
     assert stats.layer_entropy(attn).tolist() == pytest.approx([LN2])
-    assert stats.mean_head_entropy(attn).tolist() == pytest.approx([0.0])
+    assert stats.head_entropy(attn).mean(dim=-1).tolist() == pytest.approx([0.0])
 
 
 def test_layer_entropy_never_below_mean_head_entropy():
     torch.manual_seed(0)
     attn = torch.softmax(torch.randn(4, 6, 7, 7) * 3, dim=-1)
-    assert (stats.layer_entropy(attn) >= stats.mean_head_entropy(attn) - 1e-6).all()
+    assert (stats.layer_entropy(attn) >= stats.head_entropy(attn).mean(dim=-1) - 1e-6).all()
 
 
 def test_received_attention_and_top_k_by_hand():
@@ -105,7 +115,7 @@ def test_statistics_never_modify_their_input():
     attn = torch.softmax(torch.randn(2, 3, 5, 5), dim=-1)
     before = attn.clone()
     stats.head_entropy(attn)
-    stats.normalized_head_entropy(attn, causal=True)
+    stats.normalize_row_entropy(stats.row_entropy(attn), causal=True).mean(dim=-1)
     stats.layer_entropy(attn)
     stats.received_attention(stats.layer_average(attn))
     stats.top_k_positions(stats.received_attention(attn), 3)
@@ -117,7 +127,7 @@ def test_entropies_lie_between_zero_and_ln_t():
     attn = torch.softmax(torch.randn(3, 4, 9, 9) * 5, dim=-1)
     entropy = stats.head_entropy(attn)
     assert (entropy >= 0).all() and (entropy <= math.log(9) + 1e-6).all()
-    normalized = stats.normalized_head_entropy(attn, causal=False)
+    normalized = stats.normalize_row_entropy(stats.row_entropy(attn), causal=False).mean(dim=-1)
     assert (normalized >= 0).all() and (normalized <= 1 + 1e-6).all()
 
 

@@ -1,0 +1,292 @@
+"""Per-head attention metrics: pure functions from attention ``(..., query_pos, key_pos)``
+(usually ``(n_layers, n_heads, T, T)``) to ``(...)``, each defined with its paper, and
+:data:`HEAD_METRICS`, how each is named, defined and cited. :mod:`core.methods.head_stats` gathers
+them per analysis and labels heads by them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import Tensor
+
+from core.engine import stats
+
+if TYPE_CHECKING:
+    from core.methods.head_stats import HeadStats
+
+__all__ = [
+    "HEAD_METRICS",
+    "HeadMetric",
+    "KeyMasks",
+    "MetricInfo",
+    "confidence",
+    "first_token_share",
+    "key_share",
+    "mean_distance",
+    "metric_values",
+    "next_share",
+    "previous_share",
+    "punctuation_positions",
+    "self_share",
+]
+
+HeadMetric = Literal[
+    "entropy",
+    "normalized_entropy",
+    "confidence",
+    "mean_distance",
+    "first_token",
+    "cls",
+    "sep",
+    "punctuation",
+    "punctuation_or_sep",
+    "self_token",
+    "previous_token",
+    "next_token",
+]
+
+
+def confidence(attn: Tensor) -> Tensor:
+    """Confidence ``C = mean_i max_j a[i, j]`` (Voita et al. 2019, "Analyzing Multi-Head
+    Self-Attention"): how sharply a head's queries focus. 1: every query looks at one key; ``1/T``:
+    uniform. Shapes: ``(..., query_pos, key_pos) -> (...)``.
+
+    >>> confidence(torch.tensor([[1.0, 0.0], [0.25, 0.75]]))  # (1 + 0.75) / 2
+    tensor(0.8750)
+    """
+    return attn.amax(dim=-1).mean(dim=-1)
+
+
+def mean_distance(attn: Tensor) -> Tensor:
+    """Mean attention distance ``D = mean_i sum_j a[i, j] * |i - j|`` in tokens (Vig & Belinkov
+    2019, "Analyzing the Structure of Attention in a Transformer Language Model"). 0: every query
+    looks at itself. Shapes: ``(..., query_pos, key_pos) -> (...)``.
+
+    Row 0 looks at key 1, every other row at the previous key: distance 1 everywhere.
+
+    >>> mean_distance(torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    tensor(1.)
+    """
+    positions = torch.arange(attn.shape[-1], device=attn.device)
+    distance = (positions[:, None] - positions[None, :]).abs().to(attn.dtype)  # (T, T)
+    return (attn * distance).sum(dim=-1).mean(dim=-1)
+
+
+def key_share(attn: Tensor, keys: Tensor) -> Tensor:
+    """Share of attention on the key positions where ``keys`` (bool, ``(key_pos,)``) is true:
+    ``S = mean_i sum_{j in keys} a[i, j]`` (Clark et al. 2019, "What Does BERT Look At?", measure
+    it for [CLS], [SEP] and punctuation). Shapes: ``(..., query_pos, key_pos) -> (...)``.
+
+    >>> a = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [0.25, 0.25, 0.5]])
+    >>> key_share(a, torch.tensor([False, False, True]))  # (0 + 1 + 0.5) / 3
+    tensor(0.5000)
+    """
+    return (attn * keys.to(attn.device, attn.dtype)).sum(dim=-1).mean(dim=-1)
+
+
+def first_token_share(attn: Tensor) -> Tensor:
+    """Share of attention on the first token, ``S = mean_i a[i, 0]``: the attention sink (Xiao et
+    al. 2023, "Efficient Streaming Language Models with Attention Sinks"); in BERT that token is
+    [CLS]. In a decoder query 0 sees only key 0, so it always adds ``1/T``.
+
+    >>> first_token_share(torch.tensor([[1.0, 0.0], [0.5, 0.5]]))
+    tensor(0.7500)
+    """
+    return attn[..., 0].mean(dim=-1)
+
+
+def self_share(attn: Tensor) -> Tensor:
+    """Share of attention on the token itself, ``S = mean_i a[i, i]`` (Clark et al. 2019).
+
+    >>> self_share(torch.tensor([[1.0, 0.0], [0.5, 0.5]]))
+    tensor(0.7500)
+    """
+    return attn.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
+
+
+def _off_diagonal_share(attn: Tensor, offset: int) -> Tensor:
+    if attn.shape[-1] < 2:  # no query has a neighbour
+        return torch.zeros(attn.shape[:-2], dtype=attn.dtype, device=attn.device)
+    return attn.diagonal(offset=offset, dim1=-2, dim2=-1).mean(dim=-1)
+
+
+def previous_share(attn: Tensor) -> Tensor:
+    """Share of attention on the previous token, ``S = mean_{i >= 1} a[i, i - 1]`` (Clark et al.
+    2019). Averaged over the ``T - 1`` queries that have a previous token, so a head that always
+    looks one token back scores exactly 1. Shapes: ``(..., T, T) -> (...)``.
+
+    >>> previous_share(torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]))
+    tensor(0.7500)
+    """
+    return _off_diagonal_share(attn, -1)
+
+
+def next_share(attn: Tensor) -> Tensor:
+    """Share of attention on the next token, ``S = mean_{i <= T - 2} a[i, i + 1]`` (Clark et al.
+    2019), over the ``T - 1`` queries that have a next token. Always 0 in a causal decoder.
+
+    >>> next_share(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]]))
+    tensor(0.7500)
+    """
+    return _off_diagonal_share(attn, 1)
+
+
+_FRAGMENT = re.compile(
+    r"\(\d+/\d+\)$"
+)  # the "(k/n)" core.engine.tokens appends to split characters
+
+
+def punctuation_positions(tokens: Sequence[str], special: Sequence[bool] | None = None) -> Tensor:
+    """Which tokens are punctuation: a label made only of Unicode punctuation (categories ``P*``:
+    ``. , ! ? ; : ( ) " ' …`` and ``。 、 「 」``), ignoring a ``(k/n)`` fragment suffix; special
+    tokens never count. Returns a bool tensor ``(seq_len,)``.
+
+    >>> punctuation_positions(["[CLS]", "Hi", ",", "you", "...", "。(1/2)", "[SEP]"],
+    ...                       [True, False, False, False, False, False, True])
+    tensor([False, False,  True, False,  True,  True, False])
+    """
+    flags = special if special is not None else [False] * len(tokens)
+    result = []
+    for token, is_special in zip(tokens, flags, strict=True):
+        bare = _FRAGMENT.sub("", token) or token
+        result.append(
+            not is_special
+            and bool(bare)
+            and all(unicodedata.category(ch).startswith("P") for ch in bare)
+        )
+    return torch.tensor(result, dtype=torch.bool)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How a head metric is named, defined and cited (for tables, tooltips and the README)."""
+
+    title: str
+    definition: str
+    reference: str
+    get: Callable[[HeadStats], Tensor]
+
+
+@dataclass(frozen=True)
+class KeyMasks:
+    """Which key positions count for the [CLS], [SEP] and punctuation shares, each ``(T,)``."""
+
+    first_special: Tensor  # the first token, when it is a special token ([CLS], <s>)
+    other_special: Tensor  # every other special token ([SEP], </s>)
+    punctuation: Tensor
+
+    @classmethod
+    def of(cls, tokens: Sequence[str], special: Sequence[bool] | None) -> KeyMasks:
+        seq_len = len(tokens)
+        flags = torch.tensor(
+            list(special) if special is not None else [False] * seq_len, dtype=torch.bool
+        )  # (T,)
+        first_special = torch.zeros(seq_len, dtype=torch.bool)
+        first_special[0] = bool(flags[0])
+        return cls(
+            first_special=first_special,
+            other_special=flags & ~first_special,
+            punctuation=punctuation_positions(tokens, flags.tolist()),
+        )
+
+
+def metric_values(attn: Tensor, masks: KeyMasks, causal: bool) -> dict[HeadMetric, Tensor]:
+    """Every metric of ``attn`` ``(L, H, T, T)``, each ``(L, H)``."""
+    rows = stats.row_entropy(attn)  # (L, H, T): the costly part, taken once for both entropies
+    metrics: dict[HeadMetric, Tensor] = {
+        "entropy": rows.mean(dim=-1),
+        "normalized_entropy": stats.normalize_row_entropy(rows, causal=causal).mean(dim=-1),
+        "confidence": confidence(attn),
+        "mean_distance": mean_distance(attn),
+        "first_token": first_token_share(attn),
+        "cls": key_share(attn, masks.first_special),
+        "sep": key_share(attn, masks.other_special),
+        "punctuation": key_share(attn, masks.punctuation),
+        "punctuation_or_sep": key_share(attn, masks.punctuation | masks.other_special),
+        "self_token": self_share(attn),
+        "previous_token": previous_share(attn),
+        "next_token": next_share(attn),
+    }
+    return metrics
+
+
+HEAD_METRICS: dict[HeadMetric, MetricInfo] = {
+    "entropy": MetricInfo(
+        "entropy (nats)",
+        "mean_i -sum_j a[i,j] ln a[i,j]",
+        "core.engine.stats.head_entropy",
+        lambda s: s.entropy,
+    ),
+    "normalized_entropy": MetricInfo(
+        "normalised entropy",
+        "mean_i of row entropy / ln(keys query i can see)",
+        "core.engine.stats.normalize_row_entropy",
+        lambda s: s.normalized_entropy,
+    ),
+    "confidence": MetricInfo(
+        "confidence",
+        "mean_i max_j a[i,j]",
+        "Voita et al. 2019, Analyzing Multi-Head Self-Attention",
+        lambda s: s.confidence,
+    ),
+    "mean_distance": MetricInfo(
+        "mean distance (tokens)",
+        "mean_i sum_j a[i,j] |i-j|",
+        "Vig & Belinkov 2019, Analyzing the Structure of Attention in a Transformer LM",
+        lambda s: s.mean_distance,
+    ),
+    "first_token": MetricInfo(
+        "first-token share",
+        "mean_i a[i,0]",
+        "Xiao et al. 2023, Efficient Streaming Language Models with Attention Sinks",
+        lambda s: s.first_token,
+    ),
+    "cls": MetricInfo(
+        "[CLS] share",
+        "mean_i a[i,0] when token 0 is special ([CLS], <s>, BOS), else 0",
+        "Clark et al. 2019, What Does BERT Look At?",
+        lambda s: s.cls,
+    ),
+    "sep": MetricInfo(
+        "[SEP] share",
+        "mean_i sum of a[i,j] over special tokens j > 0 ([SEP], </s>)",
+        "Clark et al. 2019, What Does BERT Look At?",
+        lambda s: s.sep,
+    ),
+    "punctuation": MetricInfo(
+        "punctuation share",
+        "mean_i sum of a[i,j] over punctuation tokens j",
+        "Clark et al. 2019, What Does BERT Look At?",
+        lambda s: s.punctuation,
+    ),
+    "punctuation_or_sep": MetricInfo(
+        "punctuation or [SEP] share",
+        "mean_i sum of a[i,j] over punctuation and separator tokens j",
+        "Clark et al. 2019, What Does BERT Look At?",
+        lambda s: s.punctuation_or_sep,
+    ),
+    "self_token": MetricInfo(
+        "self share",
+        "mean_i a[i,i]",
+        "Clark et al. 2019, What Does BERT Look At?",
+        lambda s: s.self_token,
+    ),
+    "previous_token": MetricInfo(
+        "previous-token share",
+        "mean over i >= 1 of a[i,i-1]",
+        "Clark et al. 2019, What Does BERT Look At?",
+        lambda s: s.previous_token,
+    ),
+    "next_token": MetricInfo(
+        "next-token share",
+        "mean over i <= T-2 of a[i,i+1]",
+        "Clark et al. 2019, What Does BERT Look At?",
+        lambda s: s.next_token,
+    ),
+}
