@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
+from core.engine import budget
 from core.engine.hooks import HookSet, projections
 from core.engine.tokenize import token_labels
 from core.methods.predictions import TokenProb, top_k_probs
@@ -275,16 +276,16 @@ def ranking_baseline(loaded: LoadedModel, analysis: Analysis) -> RankingBaseline
 
 def ablation_batch_size(n_heads: int, seq_len: int, requested: int = 8) -> int:
     """How many ablations to run in one batched forward pass: ``requested``, fewer where the
-    batch's attention scores (``batch x n_heads x T x T`` floats per layer) would pass 2**26
-    (256 MB), at least 1.
+    batch's attention scores (``batch x n_heads x T x T`` floats per layer) would pass 256 MB, at least 1.
 
     >>> ablation_batch_size(9, 20), ablation_batch_size(9, 1024), ablation_batch_size(9, 4096)
     (8, 7, 1)
     """
-    return max(1, min(requested, _SCORE_BUDGET // max(1, n_heads * seq_len * seq_len)))
+    per_item = budget.attention_bytes(1, n_heads, seq_len)  # one layer's scores, one copy
+    return max(1, min(requested, _SCORE_BYTES // max(1, per_item)))
 
 
-_SCORE_BUDGET = 2**26
+_SCORE_BYTES = 2**28
 
 
 def rank_heads(
