@@ -276,7 +276,8 @@ def ranking_baseline(loaded: LoadedModel, analysis: Analysis) -> RankingBaseline
 
 def ablation_batch_size(n_heads: int, seq_len: int, requested: int = 8) -> int:
     """How many ablations to run in one batched forward pass: ``requested``, fewer where the
-    batch's attention scores (``batch x n_heads x T x T`` floats per layer) would pass 256 MB, at least 1.
+    batch's attention scores (``batch x n_heads x T x T`` floats per layer) would pass 256 MB,
+    at least 1.
 
     >>> ablation_batch_size(9, 20), ablation_batch_size(9, 1024), ablation_batch_size(9, 4096)
     (8, 7, 1)
