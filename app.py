@@ -1,15 +1,18 @@
 """AttnScope's Streamlit entry point: language, page navigation, the shared sidebar form, then
 the page.
 
-Run with ``streamlit run app.py`` (or ``make run``). Pages live in ``pages/``; the logic they show
-lives in ``core/`` and ``viz/``.
+Run with ``streamlit run app.py`` (or ``make run``). Page scripts live in ``pages/``, the
+Streamlit glue they share in ``ui/``; the logic they show lives in ``core/`` and ``viz/``.
 """
 
 from pathlib import Path
 
 import streamlit as st
 
-from pages import common
+from ui.analyze import run
+from ui.links import sync_link
+from ui.sidebar import sidebar
+from ui.text import tr
 
 # A local favicon: a Material or emoji icon would be fetched from Google's servers.
 st.set_page_config(
@@ -20,31 +23,31 @@ st.set_page_config(
 
 
 def page(path: str, title_key: str, icon: str, url_path: str, **options) -> st.Page:
-    return st.Page(path, title=common.tr(title_key), icon=icon, url_path=url_path, **options)
+    return st.Page(path, title=tr(title_key), icon=icon, url_path=url_path, **options)
 
 
 navigation = st.navigation(
     {
-        common.tr("nav.section_attention"): [
+        tr("nav.section_attention"): [
             page(
                 "pages/heatmaps.py", "nav.heatmaps", ":material/grid_on:", "heatmaps", default=True
             ),
             page("pages/views.py", "nav.views", ":material/hub:", "views"),
             page("pages/statistics.py", "nav.statistics", ":material/bar_chart:", "statistics"),
         ],
-        common.tr("nav.section_analysis"): [
+        tr("nav.section_analysis"): [
             page("pages/heads.py", "nav.heads", ":material/category:", "heads"),
             page("pages/ablation.py", "nav.ablation", ":material/content_cut:", "ablation"),
             page("pages/predictions.py", "nav.predictions", ":material/lightbulb:", "predictions"),
             page("pages/compare.py", "nav.compare", ":material/compare_arrows:", "compare"),
         ],
-        common.tr("nav.section_generation"): [
+        tr("nav.section_generation"): [
             page("pages/generate.py", "nav.generate", ":material/edit_note:", "generate"),
         ],
     }
 )
-request = common.sidebar()
+request = sidebar()
 if request is not None:
-    common.run(request)
-common.sync_link()
+    run(request)
+sync_link()
 navigation.run()

@@ -8,7 +8,12 @@ from core.engine.budget import fits
 from core.methods.compare import compare
 from core.methods.head_stats import HEAD_METRICS
 from core.policy.errors import AttnScopeError, InputError
-from pages import common
+from core.policy.i18n import t
+from ui.derived import ensure_layers
+from ui.services import analysis_for, count_request, heavy_work, model_named
+from ui.state import COMPARISON
+from ui.text import lang, show_error, tr
+from ui.widgets import head_selector, layer_selector, require_result, table_with_csv
 from viz.heatmaps import difference_heatmap
 from viz.labels import METRIC_KEYS
 from viz.tables import changes_table
@@ -21,10 +26,9 @@ HEAD_WIDGET = "compare_head"
 METRIC_WIDGET = "compare_metric"
 SAME_MODEL = "same"
 
-lang = common.lang()
-tr = common.tr
+language = lang()
 st.header(tr("compare.header"))
-result = common.require_result()
+result = require_result()
 st.caption(tr("compare.caption"))
 st.session_state.setdefault(TEXT_WIDGET, result.text)
 text_b = st.text_area(tr("compare.text_b"), key=TEXT_WIDGET, height=100)
@@ -32,31 +36,30 @@ model_b = st.selectbox(
     tr("compare.model_b"),
     [SAME_MODEL, *BUILTIN_MODELS],
     key=MODEL_WIDGET,
-    format_func=lambda m, language=lang: (
-        common.t("compare.same_model", language) if m == SAME_MODEL else BUILTIN_MODELS[m].title
+    format_func=lambda m, language=language: (
+        t("compare.same_model", language) if m == SAME_MODEL else BUILTIN_MODELS[m].title
     ),
 )
 if st.button(tr("compare.run"), key=RUN_BUTTON, type="primary"):
     try:
         check_text(text_b)
-        common.count_request()
+        count_request()
         name = result.model_name if model_b == SAME_MODEL else model_b
-        with common.heavy_work(), st.spinner(tr("compare.running")):
-            model = common.model_named(name)
-            other = common.analysis_for(model, text_b, result.pair, result.max_tokens)
+        with heavy_work(), st.spinner(tr("compare.running")):
+            model = model_named(name)
+            other = analysis_for(model, text_b, result.pair, result.max_tokens)
             for r in (result, other):  # each by its own model's size: model B may be larger
                 if not fits(r.n_layers, r.n_heads, r.seq_len):
                     raise InputError("error.compare_too_long", tokens=r.seq_len)
-            both = [common.ensure_layers(r, list(range(r.n_layers))) for r in (result, other)]
+            both = [ensure_layers(r, list(range(r.n_layers))) for r in (result, other)]
             comparison = compare(*both)
     except (AttnScopeError, ValueError) as error:
-        common.show_error(error)
+        show_error(error)
     else:
-        st.session_state[common.COMPARISON_KEY] = (id(result), comparison)
+        COMPARISON.put(result.content_key, comparison)
 
-stored = st.session_state.get(common.COMPARISON_KEY)
-if stored and stored[0] == id(result):
-    comparison = stored[1]
+comparison = COMPARISON.get(result.content_key)
+if comparison is not None:
     if comparison.identical:
         st.info(tr("compare.identical"))
     else:
@@ -71,21 +74,19 @@ if stored and stored[0] == id(result):
     if comparison.n_aligned:
         left, right = st.columns(2)
         with left:
-            layer = common.layer_selector(comparison.a, LAYER_WIDGET)
+            layer = layer_selector(comparison.a, LAYER_WIDGET)
         with right:
-            head = common.head_selector(comparison.a, HEAD_WIDGET)
+            head = head_selector(comparison.a, HEAD_WIDGET)
         st.plotly_chart(
-            difference_heatmap(comparison, layer, head, lang=lang), key="difference_heatmap"
+            difference_heatmap(comparison, layer, head, lang=language), key="difference_heatmap"
         )
     metric = st.selectbox(
         tr("compare.metric"),
         [None, *HEAD_METRICS],
         key=METRIC_WIDGET,
-        format_func=lambda m, language=lang: (
-            common.t("compare.all_metrics", language)
-            if m is None
-            else common.t(METRIC_KEYS[m], language)
+        format_func=lambda m, language=language: (
+            t("compare.all_metrics", language) if m is None else t(METRIC_KEYS[m], language)
         ),
     )
-    table = changes_table(comparison, metric, lang=lang)
-    common.table_with_csv(table, tr("compare.download"), "head_changes.csv")
+    table = changes_table(comparison, metric, lang=language)
+    table_with_csv(table, tr("compare.download"), "head_changes.csv")

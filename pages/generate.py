@@ -3,10 +3,15 @@ attention over its context, and the candidates it was drawn from."""
 
 import streamlit as st
 
+from core import BUILTIN_MODELS
 from core.methods.generate import GenerationConfig, generate_steps
 from core.policy.errors import AttnScopeError
 from core.policy.settings import check_request
-from pages import common
+from ui.derived import finish_generation
+from ui.services import app_settings, count_request, heavy_work, model_named
+from ui.sidebar import selected_model_name
+from ui.state import CJK_KEY, GENERATION_KEY, GENERATION_PENDING_KEY, WORDS_KEY
+from ui.text import lang, show_error, tr
 from viz.charts import step_mean_chart
 from viz.heatmaps import step_attention_heatmap
 from viz.tables import candidates_table
@@ -25,12 +30,16 @@ RESET_BUTTON = "generate_reset"
 STEP_WIDGET = "generate_step"
 LAYER_WIDGET = "generate_layer"
 DEFAULT_PROMPT = "The capital of France is"
+STOP_REASONS = {
+    "eos": "generate.reason_eos",
+    "max_new_tokens": "generate.reason_max",
+    "stopped": "generate.reason_stopped",
+}
 
-lang = common.lang()
-tr = common.tr
+language = lang()
 st.header(tr("generate.header"))
-model_name = common.selected_model_name()
-if model_name in common.BUILTIN_MODELS and common.BUILTIN_MODELS[model_name].kind != "decoder":
+model_name = selected_model_name()
+if model_name in BUILTIN_MODELS and BUILTIN_MODELS[model_name].kind != "decoder":
     st.info(tr("generate.decoders_only"))
     st.stop()
 
@@ -48,13 +57,13 @@ with right:
     greedy = st.toggle(tr("generate.greedy"), key=GREEDY_WIDGET)
     chat = st.toggle(tr("generate.chat"), key=CHAT_WIDGET, help=tr("generate.chat_help"))
 
-common.finish_generation()  # what a Stop interrupted
+finish_generation()  # what a Stop interrupted
 buttons = st.columns(3)
 run = buttons[0].button(tr("generate.run"), key=RUN_BUTTON, type="primary")
 if buttons[1].button(tr("generate.reset"), key=RESET_BUTTON):
-    st.session_state.pop(common.GENERATION_KEY, None)
+    st.session_state.pop(GENERATION_KEY, None)
 if run:
-    st.session_state.pop(common.GENERATION_KEY, None)
+    st.session_state.pop(GENERATION_KEY, None)
     try:
         config = GenerationConfig(
             max_new_tokens=int(max_new),
@@ -66,28 +75,28 @@ if run:
             use_chat_template=chat,
         )
         prompt = st.session_state[PROMPT_WIDGET]
-        settings = common.app_settings()
+        settings = app_settings()
         check_request(settings, model=model_name, text=prompt)
-        common.count_request()
-        model = common.model_named(model_name)
+        count_request()
+        model = model_named(model_name)
         steps_iter = generate_steps(model, prompt, config, max_tokens=settings.max_tokens)
     except AttnScopeError as error:
-        common.show_error(error)
+        show_error(error)
         st.stop()
     # Stop reruns the script, which ends this loop at its next Streamlit call; the steps made so
     # far are already in the session, and the next run gathers them.
     buttons[2].button(tr("generate.stop"), key=STOP_BUTTON)
     written = st.empty()
     steps = []
-    st.session_state[common.GENERATION_PENDING_KEY] = (model_name, prompt, config, steps)
-    with common.heavy_work():
+    st.session_state[GENERATION_PENDING_KEY] = (model_name, prompt, config, steps)
+    with heavy_work():
         for step in steps_iter:
             steps.append(step)
             written.text("".join(s.text for s in steps))
-    common.finish_generation()
+    finish_generation()
     st.rerun()
 
-generation = st.session_state.get(common.GENERATION_KEY)
+generation = st.session_state.get(GENERATION_KEY)
 if generation is None or not generation.steps:
     st.caption(tr("generate.hint"))
     st.stop()
@@ -97,7 +106,7 @@ st.caption(
     tr(
         "generate.summary",
         tokens=len(generation.steps),
-        reason=tr(common.STOP_REASONS[generation.stop_reason]),
+        reason=tr(STOP_REASONS[generation.stop_reason]),
     )
 )
 st.download_button(
@@ -114,14 +123,14 @@ index = min(index, last)
 step = generation.steps[index]
 n_layers = step.attention.shape[0]
 layer = st.selectbox(tr("common.layer"), range(n_layers), index=n_layers - 1, key=LAYER_WIDGET)
-if st.session_state.get(common.WORDS_KEY):
-    labels, attention = generation.step_words(index, st.session_state[common.CJK_KEY])
+if st.session_state.get(WORDS_KEY):
+    labels, attention = generation.step_words(index, st.session_state[CJK_KEY])
 else:
     labels, attention = generation.tokens[: step.ctx_len], step.attention
 # st.text, not markdown: a generated token must never be read as markup
 st.text(tr("generate.step_token", token=step.token, prob=f"{step.prob:.3f}", rank=step.rank))
 st.plotly_chart(
-    step_attention_heatmap(attention, labels, layer, step.token, lang=lang), key="step_heads"
+    step_attention_heatmap(attention, labels, layer, step.token, lang=language), key="step_heads"
 )
-st.plotly_chart(step_mean_chart(attention, labels, layer, lang=lang), key="step_mean")
-st.dataframe(candidates_table(step, lang=lang), hide_index=True)
+st.plotly_chart(step_mean_chart(attention, labels, layer, lang=language), key="step_mean")
+st.dataframe(candidates_table(step, lang=language), hide_index=True)

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from pages import common
+from ui.derived import display_result
+from ui.text import lang, tr
+from ui.widgets import csv_download, require_result, table_with_csv
 from viz import (
     analysis_json,
     entropy_heatmap,
@@ -17,32 +19,33 @@ NORMALIZED_WIDGET = "stats_normalized"
 TOP_K_WIDGET = "stats_top_k"
 PER_HEAD_WIDGET = "stats_per_head"
 
-lang = common.lang()
-tr = common.tr
+language = lang()
 st.header(tr("stats.header"))
-result = common.display_result(common.require_result())  # tokens or words
+result = display_result(require_result())  # tokens or words
 
 st.subheader(tr("stats.head_entropy"))
 normalized = st.toggle(tr("stats.normalized_toggle"), key=NORMALIZED_WIDGET)
-st.plotly_chart(entropy_heatmap(result, normalized=normalized, lang=lang), key="entropy_heatmap")
-matrix = head_entropy_matrix(result, normalized=normalized, lang=lang)
+st.plotly_chart(
+    entropy_heatmap(result, normalized=normalized, lang=language), key="entropy_heatmap"
+)
+matrix = head_entropy_matrix(result, normalized=normalized, lang=language)
 st.dataframe(matrix.style.format("{:.4f}"))
-common.csv_download(
-    tr("stats.download_heads"), head_stats_table(result, lang=lang), "head_entropy.csv"
+csv_download(
+    tr("stats.download_heads"), head_stats_table(result, lang=language), "head_entropy.csv"
 )
 
 st.subheader(tr("stats.layer_entropy"))
-st.plotly_chart(layer_entropy_chart(result, lang=lang), key="layer_entropy_chart")
-common.table_with_csv(
-    layer_entropy_table(result, lang=lang), tr("stats.download_layers"), "layer_entropy.csv"
+st.plotly_chart(layer_entropy_chart(result, lang=language), key="layer_entropy_chart")
+table_with_csv(
+    layer_entropy_table(result, lang=language), tr("stats.download_layers"), "layer_entropy.csv"
 )
 
 st.subheader(tr("stats.most_attended"))
 top_limit = max(2, min(20, result.seq_len))
 top_k = st.slider(tr("stats.top_k"), 1, top_limit, value=min(5, top_limit), key=TOP_K_WIDGET)
 per_head = st.toggle(tr("stats.per_head"), key=PER_HEAD_WIDGET)
-attended = most_attended_table(result, top_k, per_head=per_head, lang=lang)
-common.table_with_csv(attended, tr("stats.download_attended"), "most_attended.csv")
+attended = most_attended_table(result, top_k, per_head=per_head, lang=language)
+table_with_csv(attended, tr("stats.download_attended"), "most_attended.csv")
 st.download_button(
     tr("stats.download_json"),
     analysis_json(result, top_k),

@@ -4,13 +4,21 @@ data), and BertViz's originals where the input is short enough for them."""
 import streamlit as st
 
 from core.policy.i18n import t
-from pages import common
+from ui.derived import cached_payload, display_key, display_result, ensure_layers
+from ui.state import BERTVIZ_HEADS_KEY, BERTVIZ_LAYERS_KEY, HEAD_KEY, LAYER_KEY, VIEW_KIND_KEY
+from ui.text import lang, tr
+from ui.widgets import (
+    attention_view,
+    effective_caption,
+    effective_selector,
+    layer_selector,
+    require_result,
+)
 from viz import bertviz_budget, bertviz_html, estimate_bertviz_bytes, view_height
 from viz.attention_view import encode_head_view, encode_model_view
 
 LAYER_WIDGET = "views_layer"
 EFFECTIVE_WIDGET = "views_effective"
-# Past this many bytes a BertViz page would take minutes to draw or never draw at all: refuse.
 LABEL_KEYS = {
     "head": "views.head",
     "model": "views.model",
@@ -18,52 +26,52 @@ LABEL_KEYS = {
     "bertviz-model": "views.bertviz_model",
 }
 
-lang = common.lang()
-tr = common.tr
+language = lang()
 st.header(tr("views.header"))
-result = common.require_result()
-mode = common.effective_selector(EFFECTIVE_WIDGET)
-base = common.display_result(result, mode)  # raw, rollout or norm-based; tokens or words
+result = require_result()
+mode = effective_selector(EFFECTIVE_WIDGET)
+base = display_result(result, mode)  # raw, rollout or norm-based; tokens or words
 bertviz_fits = not bertviz_budget(base).reduced
 kinds = ["head", "model"] + (["bertviz-head", "bertviz-model"] if bertviz_fits else [])
-if st.session_state.get(common.VIEW_KIND_KEY) not in kinds:
-    st.session_state[common.VIEW_KIND_KEY] = "head"
+if st.session_state.get(VIEW_KIND_KEY) not in kinds:
+    st.session_state[VIEW_KIND_KEY] = "head"
 kind = st.segmented_control(
     tr("views.view"),
     kinds,
-    key=common.VIEW_KIND_KEY,
-    format_func=lambda k, language=lang: t(LABEL_KEYS[k], language),
+    key=VIEW_KIND_KEY,
+    format_func=lambda k, language=language: t(LABEL_KEYS[k], language),
     width="stretch",
 )
 kind = kind or "head"
 if not bertviz_fits:
     size = estimate_bertviz_bytes(base.seq_len, base.n_layers, base.n_heads) / 1e6
     st.caption(tr("views.bertviz_not_offered", megabytes=f"{size:.0f}"))
-view_key = common.display_key(result, mode)
+view_key = display_key(result, mode)
 
 if kind == "head":
-    layer = common.layer_selector(base, LAYER_WIDGET)
-    shown = common.ensure_layers(base, [layer])
-    payload = common.cached_payload(
-        ("head", view_key, layer, lang), lambda: encode_head_view(shown, layer, lang=lang).data
+    layer = layer_selector(base, LAYER_WIDGET)
+    shown = ensure_layers(base, [layer])
+    payload = cached_payload(
+        ("head", view_key, layer, language),
+        lambda: encode_head_view(shown, layer, lang=language).data,
     )
-    common.attention_view(payload)
+    attention_view(payload)
     st.caption(tr("views.head_caption"))
 elif kind == "model":
-    head = st.session_state[common.HEAD_KEY] or 0
-    selected = (st.session_state[common.LAYER_KEY], min(head, base.n_heads - 1))
-    shown = common.ensure_layers(base, [selected[0]])
-    payload = common.cached_payload(
-        ("model", view_key, selected, lang),
-        lambda: encode_model_view(shown, selected, lang=lang).data,
+    head = st.session_state[HEAD_KEY] or 0
+    selected = (st.session_state[LAYER_KEY], min(head, base.n_heads - 1))
+    shown = ensure_layers(base, [selected[0]])
+    payload = cached_payload(
+        ("model", view_key, selected, language),
+        lambda: encode_model_view(shown, selected, lang=language).data,
     )
-    common.attention_view(payload)
+    attention_view(payload)
     st.caption(tr("views.model_caption"))
 else:
     view = "head" if kind == "bertviz-head" else "model"
     for key, count in (
-        (common.BERTVIZ_LAYERS_KEY, base.n_layers),
-        (common.BERTVIZ_HEADS_KEY, base.n_heads),
+        (BERTVIZ_LAYERS_KEY, base.n_layers),
+        (BERTVIZ_HEADS_KEY, base.n_heads),
     ):
         if key in st.session_state:  # a choice from another view kind may not fit this one
             st.session_state[key] = [i for i in st.session_state[key] if i < count]
@@ -73,26 +81,25 @@ else:
             tr("views.layers"),
             range(base.n_layers),
             default=list(range(base.n_layers)),
-            key=common.BERTVIZ_LAYERS_KEY,
+            key=BERTVIZ_LAYERS_KEY,
         )
     with right:
         heads = st.multiselect(
             tr("views.heads"),
             range(base.n_heads),
             default=list(range(base.n_heads)),
-            key=common.BERTVIZ_HEADS_KEY,
+            key=BERTVIZ_HEADS_KEY,
         )
     if not layers or not heads:
         st.info(tr("views.pick_one"))
         st.stop()
     # BertViz is only offered when every layer and head fits its byte budget, so any selection
     # does too. Built once per selection: a new page (and nonce) each rerun reloads the frame.
-    shown = common.ensure_layers(base, layers)
-    html = common.cached_payload(
+    shown = ensure_layers(base, layers)
+    html = cached_payload(
         ("bertviz", view_key, view, tuple(layers), tuple(heads)),
         lambda: bertviz_html(shown, view, layers=tuple(layers), heads=tuple(heads)),
     )
     st.iframe(html, height=view_height(view, base.seq_len, len(layers), base.n_heads))
     st.caption(tr("views.bertviz_caption"))
-if mode != "raw":
-    st.caption(tr(common.EFFECTIVE_CAPTIONS[mode]))
+effective_caption(mode)

@@ -43,7 +43,7 @@ def test_heatmap_shows_the_selected_head(app, minilm):
 
 
 def test_pages_share_the_result_and_never_rerun_the_model(app):
-    from pages.common import get_model
+    from ui.services import get_model
 
     analyze_in_app(app, "Switching pages keeps everything.")
     result = app.session_state["result"]

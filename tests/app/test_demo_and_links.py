@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.policy.i18n import t
-from pages import common
 from tests.app.helpers import plotly_specs
+from ui import services
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -20,9 +20,9 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 def demo(monkeypatch):
     monkeypatch.setenv("ATTNSCOPE_DEMO", "1")
     monkeypatch.setenv("ATTNSCOPE_RATE_LIMIT", "3")
-    common.app_settings.clear()
+    services.app_settings.clear()
     yield
-    common.app_settings.clear()
+    services.app_settings.clear()
 
 
 def open_app(**params) -> AppTest:
@@ -100,9 +100,9 @@ def test_demo_rate_limit(demo):
 def test_queue_gives_up_with_a_busy_message(monkeypatch):
     monkeypatch.setenv("ATTNSCOPE_MAX_CONCURRENT", "1")
     monkeypatch.setenv("ATTNSCOPE_QUEUE_TIMEOUT", "1")
-    common.app_settings.clear()
+    services.app_settings.clear()
     try:
-        gate = common.concurrency_gate(1)
+        gate = services.concurrency_gate(1)
         held, release = threading.Event(), threading.Event()
 
         def occupy():
@@ -122,7 +122,7 @@ def test_queue_gives_up_with_a_busy_message(monkeypatch):
         at.sidebar.button(key="analyze").click().run()  # the slot is free again
         assert not at.error and at.session_state["result"].n_layers == 6
     finally:
-        common.app_settings.clear()
+        services.app_settings.clear()
 
 
 def test_remote_code_is_off_unless_turned_on(tmp_path):

@@ -1,0 +1,163 @@
+"""The session's state: widget and session-state keys (constants, so pages and tests agree on
+them), the sidebar's :class:`Request`, and the bounded per-session stores of derived results.
+
+Every store is keyed by content (an analysis' ``content_key`` plus the options that shaped the
+value), never by ``id()`` of an object that a cache may drop and a new object may then reuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import streamlit as st
+
+from core import Analysis
+
+# Widget keys.
+LANG_KEY = "lang"
+MODEL_KEY = "model_choice"
+CUSTOM_MODEL_KEY = "custom_model"
+EXAMPLE_KEY = "example"
+TEXT_KEY = "text"
+PAIR_KEY = "pair"
+MAX_TOKENS_KEY = "max_tokens"
+DEVICE_KEY = "device"
+ANALYZE_KEY = "analyze"
+REMOTE_CODE_KEY = "trust_remote_code"
+VIEW_KIND_KEY = "view_kind"
+VIEW_COMPONENT_KEY = "attention_view"
+WORDS_KEY = "words"
+CJK_KEY = "cjk"
+BERTVIZ_LAYERS_KEY = "bertviz_layers"
+BERTVIZ_HEADS_KEY = "bertviz_heads"
+CUSTOM_CHOICE = "other"  # the model picker's "Other": a Hub id or folder typed in
+# Session state that is not a widget.
+RESULT_KEY = "result"
+LAYER_KEY = "selected_layer"
+HEAD_KEY = "selected_head"
+EFFECTIVE_KEY = "effective_mode"
+REQUEST_KEY = "last_request"
+GENERATION_KEY = "generation"
+# While tokens stream: (model name, prompt, config, the steps so far). A Stop reruns the script
+# mid-stream; the next run turns what was made into the Generation (derived.finish_generation).
+GENERATION_PENDING_KEY = "generation_pending"
+RATE_KEY = "rate_limiter"
+LINK_KEY = "link_applied"
+# Widgets whose defaults depend on the result: reset when a new result arrives.
+RESULT_BOUND_KEYS = (BERTVIZ_LAYERS_KEY, BERTVIZ_HEADS_KEY)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the sidebar asks for."""
+
+    model: str
+    text: str
+    pair: str | None
+    max_tokens: int
+    device: str | None
+    trust_remote_code: bool = False
+
+
+Value = TypeVar("Value")
+
+
+@dataclass(frozen=True)
+class SessionStore:
+    """A dict in ``st.session_state[name]`` holding at most ``max_entries`` values, newest last
+    (the oldest is dropped first). Keys are content keys; values are never ``None``."""
+
+    name: str
+    max_entries: int
+    doc: str
+
+    def get(self, key: Hashable) -> object | None:
+        return st.session_state.get(self.name, {}).get(key)
+
+    def put(self, key: Hashable, value: Value) -> Value:
+        store = st.session_state.setdefault(self.name, {})
+        store.pop(key, None)
+        store[key] = value
+        while len(store) > self.max_entries:
+            store.pop(next(iter(store)))
+        return value
+
+    def get_or_make(self, key: Hashable, make: Callable[[], Value]) -> Value:
+        """The value kept for ``key``, made (and kept) the first time it is asked for."""
+        found = self.get(key)
+        return found if found is not None else self.put(key, make())
+
+    def clear(self) -> None:
+        st.session_state.pop(self.name, None)
+
+
+# Sizes: L layers, H heads, T tokens; the budget is core.engine.budget.DEFAULT_BUDGET_BYTES
+# (512 MiB). Each store is emptied when a new result arrives (start_result).
+LAYERS = SessionStore(
+    "layer_cache",
+    3,
+    "Recomputed layers of a long input, (content_key, layer) -> (H, T, T) float32: at most 3 "
+    "layers, 3·H·T²·4 bytes (one SmolLM2 layer at 2048 tokens is 150 MB).",
+)
+SHOWN = SessionStore(
+    "display_cache",
+    3,
+    "What the views show: (content_key, mode, words, cjk) -> a derived Analysis (rollout, "
+    "norm-based, words) holding every layer: at most 3, each within the budget.",
+)
+PAYLOADS = SessionStore(
+    "payload_cache",
+    3,
+    "Encoded views: (view, display key, layer or selection, ...) -> payload bytes (uint16 "
+    "weights, H·T²·2 bytes a layer) or a BertViz page (within BertViz's byte budget): at most 3.",
+)
+HEAD_STATS = SessionStore(
+    "head_stats",
+    1,
+    "Head statistics: display key -> HeadStats (a few L x H float tensors, kilobytes): one.",
+)
+PREDICTIONS = SessionStore(
+    "predictions",
+    1,
+    "Predictions: (content_key, top_k) -> Predictions (T·k candidates and an L x T logit lens, "
+    "kilobytes to a few MB): one.",
+)
+ABLATION = SessionStore(
+    "ablation_effect",
+    1,
+    "The last ablation: content_key -> AblationEffect (the heads and top tokens, kilobytes): one.",
+)
+RANKING = SessionStore(
+    "head_ranking",
+    1,
+    "Head importance: content_key -> HeadRanking (an L x H tensor; kept partial while it "
+    "runs): one.",
+)
+COMPARISON = SessionStore(
+    "comparison",
+    1,
+    "The comparison: content_key -> Comparison (both analyses with every layer, each within "
+    "the budget, so at most 2 x 512 MiB): one.",
+)
+DERIVED_STORES = (LAYERS, SHOWN, PAYLOADS, HEAD_STATS, PREDICTIONS, ABLATION, RANKING, COMPARISON)
+
+
+def current_result() -> Analysis | None:
+    """The session's analysis (the last Analyze that succeeded), if any."""
+    return st.session_state.get(RESULT_KEY)
+
+
+def start_result(result: Analysis, request: Request) -> None:
+    """Make ``result`` the session's analysis: drop everything derived from the previous one,
+    keep the layer and head choice within the new model's size, reset result-bound widgets."""
+    st.session_state[RESULT_KEY] = result
+    st.session_state[REQUEST_KEY] = request
+    for store in DERIVED_STORES:
+        store.clear()
+    st.session_state[LAYER_KEY] = min(st.session_state[LAYER_KEY], result.n_layers - 1)
+    if st.session_state[HEAD_KEY] is not None:  # None: the head average, kept as chosen
+        st.session_state[HEAD_KEY] = min(st.session_state[HEAD_KEY], result.n_heads - 1)
+    for widget in RESULT_BOUND_KEYS:
+        st.session_state.pop(widget, None)

@@ -1,0 +1,161 @@
+"""Widgets every page draws: the result header, the shared layer, head and effective-attention
+selectors, tables with a CSV button, and AttnScope's own head/model view component."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pandas as pd
+import streamlit as st
+
+from core import BUILTIN_MODELS, Analysis
+from core.methods.effective import EFFECTIVE_MODES, EffectiveMode
+from core.policy.i18n import Lang, t
+from ui.state import EFFECTIVE_KEY, HEAD_KEY, LAYER_KEY, VIEW_COMPONENT_KEY, current_result
+from ui.text import kind_label, lang, md, tr
+from viz.attention_view import view_assets
+from viz.tables import to_csv_bytes
+
+EFFECTIVE_CAPTIONS = {"rollout": "effective.caption_rollout", "norm": "effective.caption_norm"}
+EFFECTIVE_LABELS = {
+    "raw": "effective.raw",
+    "rollout": "effective.rollout",
+    "norm": "effective.norm",
+}
+
+
+def csv_download(label: str, table: pd.DataFrame, file_name: str) -> None:
+    """A button that downloads ``table`` as CSV."""
+    st.download_button(label, to_csv_bytes(table), file_name=file_name, mime="text/csv")
+
+
+def table_with_csv(table: pd.DataFrame, label: str, file_name: str) -> None:
+    """``table`` on the page and, under it, the button that downloads it as CSV."""
+    st.dataframe(table, hide_index=True)
+    csv_download(label, table, file_name)
+
+
+def require_result() -> Analysis:
+    """The current result under its header, or a hint and a stop when nothing has been
+    analysed yet."""
+    result = current_result()
+    if result is None:
+        st.info(tr("page.no_result"))
+        st.stop()
+    header(result)
+    return result
+
+
+def header(result: Analysis) -> None:
+    """One line on what was analysed, and a warning when the input was cut to the limit."""
+    spec = BUILTIN_MODELS.get(result.model_name)
+    st.caption(
+        tr(
+            "page.summary",
+            model=spec.title if spec else md(result.model_name),
+            kind=kind_label(result.kind, lang()),
+            layers=result.n_layers,
+            heads=result.n_heads,
+            tokens=result.seq_len,
+        )
+    )
+    if result.truncated:
+        st.warning(
+            tr(
+                "page.truncated",
+                total=result.n_input_tokens,
+                kept=result.seq_len,
+                limit=result.max_tokens,
+            )
+        )
+
+
+def _remember(widget_key: str, store_key: str) -> None:
+    st.session_state[store_key] = st.session_state[widget_key]
+
+
+def layer_selector(result: Analysis, widget_key: str) -> int:
+    """A layer picker whose choice is shared by every page (kept in ``LAYER_KEY``)."""
+    st.session_state[widget_key] = min(st.session_state[LAYER_KEY], result.n_layers - 1)
+    return st.selectbox(
+        tr("common.layer"),
+        range(result.n_layers),
+        key=widget_key,
+        on_change=_remember,
+        args=(widget_key, LAYER_KEY),
+    )
+
+
+# Option labels are formatted with the language fixed when the widget is drawn: Streamlit (and
+# AppTest) may call a format_func later, outside the script run that knows the session.
+def _head_label(head: int | None, language: Lang) -> str:
+    if head is None:
+        return t("common.average_heads", language)
+    return t("common.head_n", language, head=head)
+
+
+def head_selector(result: Analysis, widget_key: str, *, with_average: bool = True) -> int | None:
+    """A head picker shared by every page; ``None`` means the average over heads."""
+    options: list[int | None] = ([None] if with_average else []) + list(range(result.n_heads))
+    stored = st.session_state[HEAD_KEY]
+    if stored is None and not with_average:
+        stored = 0
+    st.session_state[widget_key] = stored if stored in options else options[0]
+    return st.selectbox(
+        tr("common.head"),
+        options,
+        key=widget_key,
+        format_func=partial(_head_label, language=lang()),
+        on_change=_remember,
+        args=(widget_key, HEAD_KEY),
+    )
+
+
+def _effective_label(mode: str, language: Lang) -> str:
+    return t(EFFECTIVE_LABELS[mode], language)
+
+
+def effective_selector(widget_key: str) -> EffectiveMode:
+    """Raw weights, attention rollout or norm-based attention; shared by the attention pages."""
+    st.session_state[widget_key] = st.session_state[EFFECTIVE_KEY]
+    mode = st.segmented_control(
+        tr("effective.label"),
+        list(EFFECTIVE_MODES),
+        key=widget_key,
+        format_func=partial(_effective_label, language=lang()),
+        on_change=_remember,
+        args=(widget_key, EFFECTIVE_KEY),
+        help=tr("effective.help"),
+    )
+    return mode or "raw"
+
+
+def effective_caption(mode: EffectiveMode) -> None:
+    """What a rollout or norm-based view means (nothing for raw weights)."""
+    if mode != "raw":
+        st.caption(tr(EFFECTIVE_CAPTIONS[mode]))
+
+
+# --- AttnScope's own head/model view component ----------------------------------------------------
+
+_VIEW_JS, _VIEW_CSS = view_assets()
+_ATTENTION_VIEW = st.components.v2.component("attnscope_attention_view", js=_VIEW_JS, css=_VIEW_CSS)
+
+
+def _follow_view_selection() -> None:
+    """The view's "selected" state (a clicked head) becomes the app's layer and head."""
+    state = st.session_state.get(VIEW_COMPONENT_KEY) or {}
+    selected = state.get("selected") if hasattr(state, "get") else None
+    if selected:
+        st.session_state[LAYER_KEY] = int(selected["layer"])
+        st.session_state[HEAD_KEY] = int(selected["head"])
+
+
+def attention_view(payload: bytes) -> None:
+    """Mount AttnScope's head/model view with ``payload`` (see ``viz.attention_view``)."""
+    _ATTENTION_VIEW(
+        data=payload,
+        key=VIEW_COMPONENT_KEY,
+        on_selected_change=_follow_view_selection,
+        default={"selected": None},
+    )
