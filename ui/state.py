@@ -105,7 +105,8 @@ SHOWN = SessionStore(
     "display_cache",
     3,
     "What the views show: (content_key, mode, words, cjk) -> a derived Analysis (rollout, "
-    "norm-based, words) holding every layer: at most 3, each within the budget.",
+    "norm-based, words) holding every layer: at most 3, each within the budget (rollout is "
+    "L·T²·4 bytes, norm-based L·H·T²·4 and refused past the budget): at most about 1.5 GiB.",
 )
 PAYLOADS = SessionStore(
     "payload_cache",
