@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from core.engine import stats
+from core.engine.attended import AttendedToken, Ranking, attended_tokens
 from core.engine.streaming import THUMBNAIL_SIZE, layer_statistics
 from core.engine.tokens import readable_raw_token
 from core.policy.errors import AttnScopeError, InputError
@@ -26,22 +27,10 @@ from core.policy.errors import AttnScopeError, InputError
 if TYPE_CHECKING:
     from core.engine.models import ModelKind
 
-__all__ = ["Analysis", "AttendedToken", "Derivation", "LayerNotHeldError"]
+__all__ = ["Analysis", "AttendedToken", "Derivation", "LayerNotHeldError", "Ranking"]
 
 # How a derived analysis was made from a runnable one.
 Derivation = Literal["words", "rollout", "norm", "comparison"]
-
-
-@dataclass(frozen=True)
-class AttendedToken:
-    """One row of the most-attended table: key ``position`` received ``share`` of the attention."""
-
-    layer: int
-    head: int | None  # None: the layer average
-    rank: int  # 1 = most attended
-    position: int
-    token: str
-    share: float
 
 
 class LayerNotHeldError(AttnScopeError, KeyError):
@@ -58,7 +47,9 @@ class Analysis:
 
     Attention is ``[layer, head, query_pos, key_pos]``, float32 on the CPU; every row sums to 1
     and, for decoders, is 0 above the diagonal. Statistics (defined in
-    :mod:`core.engine.stats`) cover every layer; the full weights are held for ``held_layers``
+    :mod:`core.engine.stats`) cover every layer; those ending ``_choice`` average over the queries
+    that have a choice (``i >= 1`` in a decoder, whose query 0 sees only itself), the others over
+    every query; the full weights are held for ``held_layers``
     only: all of them for short inputs, fewer for long ones, the rest recomputed on demand by
     :func:`core.engine.run.with_layers`.
     """
@@ -80,6 +71,9 @@ class Analysis:
     layer_entropy: Tensor  # (n_layers,)
     received_by_head: Tensor  # (n_layers, n_heads, seq_len)
     pooled_maps: Tensor | None  # (n_layers, n_heads, S, S) made layer by layer, or None
+    head_entropy_choice: Tensor  # (n_layers, n_heads), over queries with a choice
+    normalized_head_entropy_choice: Tensor  # (n_layers, n_heads), over queries with a choice
+    layer_entropy_choice: Tensor  # (n_layers,), over queries with a choice
     truncated: bool
     n_input_tokens: int
     max_tokens: int
@@ -90,6 +84,7 @@ class Analysis:
     offsets: tuple[tuple[int, int], ...] | None = None
     sequence_ids: tuple[int | None, ...] | None = None
     derived_from: Derivation | None = None  # None: runnable
+    derived_with: tuple[tuple[str, Any], ...] = ()  # the options of the derivation, if any
 
     @classmethod
     def from_statistics(
@@ -143,6 +138,9 @@ class Analysis:
             layer_entropy=statistics["layer_entropy"],
             received_by_head=statistics["received_by_head"],
             pooled_maps=statistics.get("pooled_maps"),
+            head_entropy_choice=statistics["head_entropy_choice"],
+            normalized_head_entropy_choice=statistics["normalized_head_entropy_choice"],
+            layer_entropy_choice=statistics["layer_entropy_choice"],
         )
 
     @classmethod
@@ -194,6 +192,7 @@ class Analysis:
             self.token_type_ids,
             self.max_tokens,
             self.derived_from,
+            self.derived_with,
             self.tokens if self.derived_from else None,
         )
 
@@ -235,7 +234,8 @@ class Analysis:
         """The one constructor of a derived analysis: this one with attention ``attentions``
         ``(n_layers, H', T', T')`` made ``via`` rollout, norms, words, ...; statistics
         recomputed, ``changes`` replacing fields (words change ``tokens``, ``offsets`` and the
-        like), all else kept. The result is not runnable.
+        like; options that shape the result go in ``derived_with``, part of
+        :attr:`content_key`), all else kept. The result is not runnable.
 
         >>> eye = torch.eye(2).expand(1, 1, 2, 2)
         >>> a = Analysis.from_attentions(eye, ["a", "b"], kind="encoder")
@@ -300,31 +300,40 @@ class Analysis:
         every layer is held. Prefer :meth:`layer` and :meth:`head`."""
         return torch.stack([self.layer(layer) for layer in range(self.n_layers)])
 
-    def most_attended(self, top_k: int = 5, *, per_head: bool = False) -> tuple[AttendedToken, ...]:
+    def most_attended(
+        self, top_k: int = 5, *, per_head: bool = False, ranking: Ranking = "plain"
+    ) -> tuple[AttendedToken, ...]:
         """The ``top_k`` key positions receiving the most attention in each layer (or head).
 
-        Ranked by ``r_l[j] = mean_i A_l[i, j]`` (layer average) or ``mean_i a[l, h, i, j]``.
+        ``ranking="plain"`` (default) ranks by ``r_l[j] = mean_i A_l[i, j]`` (layer average) or
+        ``mean_i a[l, h, i, j]``, the share of all attention. ``"visible"`` shows position 0 (the
+        sink) apart and ranks the other keys by the attention per query that can see them (see
+        :func:`core.engine.stats.visibility_normalized`), which in a decoder no longer favours
+        early positions for being visible to more queries.
         """
         received = self.received_by_head if per_head else self.received_by_layer.unsqueeze(1)
-        shares, positions = stats.top_k_positions(received, top_k)  # (L, H or 1, k)
-        rows: list[AttendedToken] = []
-        for layer in range(shares.shape[0]):
-            for index in range(shares.shape[1]):
-                head = index if per_head else None
-                ranked = zip(shares[layer, index].tolist(), positions[layer, index].tolist())
-                for rank, (share, position) in enumerate(ranked, start=1):
-                    rows.append(
-                        AttendedToken(layer, head, rank, position, self.tokens[position], share)
-                    )
-        return tuple(rows)
+        return attended_tokens(
+            received, self.tokens, top_k, per_head=per_head, causal=self.causal, ranking=ranking
+        )
 
     def to_dict(self, top_k: int = 5) -> dict[str, Any]:
-        """The JSON form (``python -m core analyze --json``): plain lists, numbers and strings."""
+        """The JSON form (``python -m core analyze --json``): plain lists, numbers and strings.
+
+        The keys and definitions of earlier versions are kept; statistics over the queries with a
+        choice arrive as ``*_choice`` and the visibility-normalised ranking as
+        ``most_attended_visible`` (per layer: ``sink``, then ``top``)."""
         per_layer: list[list[dict[str, Any]]] = [[] for _ in range(self.n_layers)]
         for row in self.most_attended(top_k):
             per_layer[row.layer].append(
                 {"position": row.position, "token": row.token, "share": row.share}
             )
+        visible: list[dict[str, Any]] = [{"sink": None, "top": []} for _ in range(self.n_layers)]
+        for row in self.most_attended(top_k, ranking="visible"):
+            entry = {"position": row.position, "token": row.token, "share": row.share}
+            if row.sink:
+                visible[row.layer]["sink"] = entry
+            else:
+                visible[row.layer]["top"].append({**entry, "seen_by": row.seen_by})
         return {
             "model": self.model_name,
             "kind": self.kind,
@@ -342,6 +351,10 @@ class Analysis:
             "layer_entropy": self.layer_entropy.tolist(),
             "mean_head_entropy": self.mean_head_entropy.tolist(),
             "most_attended": per_layer,
+            "head_entropy_choice": self.head_entropy_choice.tolist(),
+            "normalized_head_entropy_choice": self.normalized_head_entropy_choice.tolist(),
+            "layer_entropy_choice": self.layer_entropy_choice.tolist(),
+            "most_attended_visible": visible,
         }
 
 

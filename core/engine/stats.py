@@ -13,16 +13,20 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "choice_queries",
     "head_entropy",
     "layer_average",
     "layer_entropy",
     "max_entropy",
     "normalize_row_entropy",
     "pooled_attention",
+    "query_mean",
     "received_attention",
     "row_entropy",
     "top_k_positions",
+    "visibility_normalized",
     "visible_keys",
+    "visible_queries",
 ]
 
 
@@ -92,19 +96,56 @@ def visible_keys(seq_len: int, *, causal: bool) -> Tensor:
     return torch.full((seq_len,), seq_len)
 
 
+def choice_queries(seq_len: int, *, causal: bool) -> Tensor:
+    """Which query positions have a choice, i.e. see more than one key: every query of an
+    encoder, ``i >= 1`` in a causal decoder (query 0 sees only itself, so its row is ``[1]``
+    whatever the head does). Returns a bool ``(seq_len,)``. A one-token text has no query with a
+    choice; then every query counts, so statistics over these queries stay defined.
+
+    >>> choice_queries(3, causal=True), choice_queries(3, causal=False)
+    (tensor([False,  True,  True]), tensor([True, True, True]))
+    >>> choice_queries(1, causal=True)
+    tensor([True])
+    """
+    chosen = visible_keys(seq_len, causal=causal) > 1
+    return chosen if bool(chosen.any()) else torch.ones(seq_len, dtype=torch.bool)
+
+
+def query_mean(values: Tensor, queries: Tensor | None = None) -> Tensor:
+    """Mean over query positions of ``values`` ``(..., query_pos)``, over those where the bool
+    ``queries`` ``(query_pos,)`` is true (None: all of them): ``mean_{i in Q} v[..., i]``.
+    Shapes: ``(..., T) -> (...)``.
+
+    >>> query_mean(torch.tensor([1.0, 0.5, 0.25]), torch.tensor([False, True, True]))  # 0.75 / 2
+    tensor(0.3750)
+    """
+    if queries is None:
+        return values.mean(dim=-1)
+    weights = queries.to(values.device, values.dtype)  # (T,)
+    return (values * weights).sum(dim=-1) / weights.sum().clamp_min(1.0)
+
+
 def normalize_row_entropy(row_entropies: Tensor, *, causal: bool) -> Tensor:
     """Normalised row entropy: each row's entropy ``(..., query_pos)`` divided by ``ln k_i``,
     ``k_i`` the number of keys query i can see (``T`` in an encoder, ``i + 1`` when causal).
 
     A row that sees one key (``k_i = 1``, the first row of a decoder) has nothing to spread over
     and counts 0. Values lie in [0, 1]: 0 is one-hot, 1 is uniform over the visible keys. The
-    normalised head entropy is its mean over queries.
+    normalised head entropy is its mean over queries: over every query (``normalized_head_entropy``,
+    so a uniform causal head scores ``(T - 1) / T``), or over the queries with a choice
+    (:func:`choice_queries`; ``normalized_head_entropy_choice``, 1 for a uniform causal head).
+
+    It is not length-free: a head that always spreads evenly over ``m`` keys scores ``ln m / ln
+    k_i`` on row i, which falls as texts get longer.
 
     >>> normalize_row_entropy(torch.tensor([0.0, math.log(2), math.log(3)]), causal=True)
     tensor([0., 1., 1.])
     >>> causal_uniform = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
-    >>> normalize_row_entropy(row_entropy(causal_uniform), causal=True).mean()  # (0 + 1 + 1) / 3
+    >>> rows = normalize_row_entropy(row_entropy(causal_uniform), causal=True)
+    >>> rows.mean()  # over every query: (0 + 1 + 1) / 3
     tensor(0.6667)
+    >>> query_mean(rows, choice_queries(3, causal=True))  # over queries 1 and 2: (1 + 1) / 2
+    tensor(1.)
     """
     seq_len = row_entropies.shape[-1]
     k = visible_keys(seq_len, causal=causal).to(row_entropies.device, row_entropies.dtype)  # (T,)
@@ -112,6 +153,41 @@ def normalize_row_entropy(row_entropies: Tensor, *, causal: bool) -> Tensor:
     # ln 1 = 0: divide by 1 instead and zero the row, so a one-key row is 0, not 0/0.
     safe = torch.where(k > 1, log_k, torch.ones_like(log_k))
     return torch.where(k > 1, row_entropies / safe, torch.zeros_like(log_k))
+
+
+def visible_queries(seq_len: int, *, causal: bool) -> Tensor:
+    """How many queries can see each key position: ``seq_len`` in an encoder, ``T - j`` when
+    causal (only queries ``i >= j`` see key j).
+
+    >>> visible_queries(3, causal=True)
+    tensor([3, 2, 1])
+    """
+    if causal:
+        return torch.arange(seq_len, 0, -1)
+    return torch.full((seq_len,), seq_len)
+
+
+def visibility_normalized(received: Tensor, *, causal: bool) -> Tensor:
+    """Attention key j receives per query that can see it: ``v[..., j] = sum_i a[..., i, j] / n_j``
+    with ``n_j`` from :func:`visible_queries`, from ``received`` ``r[..., j] = mean_i a[..., i,
+    j]`` (:func:`received_attention`) as ``v = r * T / n_j``. Shapes: ``(..., T) -> (..., T)``.
+
+    In a decoder ``r[j]`` is at most ``(T - j) / T``, because only ``T - j`` queries can see key
+    j, so ranking by ``r`` favours early positions whatever the content; ``v[j]`` lies in [0, 1]
+    for every key (1: every query that can see key j puts all its attention there). It no longer
+    sums to 1, and the last keys rest on few queries (key ``T - 1`` on one). In an encoder ``v =
+    r``.
+
+    Uniform causal attention over 3 tokens: key 0 gets 1, 1/2, 1/3 from its three queries, key 2
+    gets 1/3 from the one query that sees it.
+
+    >>> causal_uniform = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+    >>> visibility_normalized(received_attention(causal_uniform), causal=True)
+    tensor([0.6111, 0.4167, 0.3333])
+    """
+    seq_len = received.shape[-1]
+    n = visible_queries(seq_len, causal=causal).to(received.device, received.dtype)  # (T,)
+    return received * (seq_len / n)
 
 
 def layer_average(attn: Tensor) -> Tensor:

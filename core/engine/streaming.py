@@ -85,8 +85,9 @@ class LayerStatistics:
 
     ``statistics`` holds what :func:`layer_statistics` returns, stacked over layers:
     ``head_entropy`` and ``normalized_head_entropy`` ``(L, H)``, ``layer_entropy`` ``(L,)``,
-    ``received_by_head`` ``(L, H, T)``, and ``pooled_maps`` ``(L, H, S, S)`` (None when every
-    layer was kept: thumbnails are then made from the weights when a view asks).
+    the same three over queries with a choice (``*_choice``), ``received_by_head`` ``(L, H,
+    T)``, and ``pooled_maps`` ``(L, H, S, S)`` (None when every layer was kept: thumbnails are
+    then made from the weights when a view asks).
     """
 
     statistics: dict[str, Tensor]
@@ -98,16 +99,31 @@ def layer_statistics(attn: Tensor, *, causal: bool) -> dict[str, Tensor]:
     """The statistics of one layer's ``(n_heads, T, T)`` (or all layers' ``(L, H, T, T)``)
     attention; both paths of :func:`core.engine.analysis.analyze` use this one definition.
 
+    The ``*_choice`` keys average over the queries that have a choice
+    (:func:`core.engine.stats.choice_queries`: ``i >= 1`` in a decoder, every query in an
+    encoder); the others over every query, as they always have.
+
     >>> out = layer_statistics(torch.full((2, 3, 3), 1 / 3), causal=False)
     >>> out["head_entropy"], out["layer_entropy"]
     (tensor([1.0986, 1.0986]), tensor(1.0986))
+    >>> causal_uniform = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+    >>> out = layer_statistics(causal_uniform.expand(1, 3, 3), causal=True)
+    >>> out["normalized_head_entropy"], out["normalized_head_entropy_choice"]
+    (tensor([0.6667]), tensor([1.]))
     """
+    seq_len = attn.shape[-1]
+    choice = stats.choice_queries(seq_len, causal=causal).to(attn.device)  # (T,)
     rows = stats.row_entropy(attn)  # (..., H, T)
+    normalized = stats.normalize_row_entropy(rows, causal=causal)  # (..., H, T)
+    layer_rows = stats.row_entropy(stats.layer_average(attn))  # (..., T), for the choice
     return {
         "head_entropy": rows.mean(dim=-1),  # (..., H)
-        "normalized_head_entropy": stats.normalize_row_entropy(rows, causal=causal).mean(dim=-1),
+        "normalized_head_entropy": normalized.mean(dim=-1),  # (..., H)
         "layer_entropy": stats.layer_entropy(attn),  # (...,)
         "received_by_head": stats.received_attention(attn),  # (..., H, T)
+        "head_entropy_choice": stats.query_mean(rows, choice),  # (..., H)
+        "normalized_head_entropy_choice": stats.query_mean(normalized, choice),  # (..., H)
+        "layer_entropy_choice": stats.query_mean(layer_rows, choice),  # (...,)
     }
 
 
@@ -170,6 +186,9 @@ def stream_statistics(
         "normalized_head_entropy": torch.zeros(n_layers, n_heads),
         "layer_entropy": torch.zeros(n_layers),
         "received_by_head": torch.zeros(n_layers, n_heads, seq_len),
+        "head_entropy_choice": torch.zeros(n_layers, n_heads),
+        "normalized_head_entropy_choice": torch.zeros(n_layers, n_heads),
+        "layer_entropy_choice": torch.zeros(n_layers),
     }
     wanted = set(keep)
     # Thumbnails are only made here when some layer will be gone afterwards.

@@ -2,6 +2,13 @@
 (usually ``(n_layers, n_heads, T, T)``) to ``(...)``, each defined with its paper, and
 :data:`HEAD_METRICS`, how each is named, defined and cited. :mod:`core.methods.head_stats` gathers
 them per analysis and labels heads by them.
+
+Every metric is a mean over query positions. ``queries`` (a bool ``(query_pos,)``) restricts it
+to some of them; :data:`QueryScope` names the two sets used: ``"all"`` (every query, the
+definitions of earlier versions and the default) and ``"choice"`` (the queries that see more than
+one key, :func:`core.engine.stats.choice_queries`). In a causal decoder query 0 sees only itself,
+so its row is ``[1]`` whatever the head does; over ``"all"`` it adds about ``1/T`` to the
+first-token share, the self share and the confidence, and pulls entropies and distances down.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEAD_METRICS",
+    "QUERY_SCOPES",
     "HeadMetric",
     "KeyMasks",
     "MetricInfo",
+    "QueryScope",
     "confidence",
     "first_token_share",
     "key_share",
@@ -33,6 +42,7 @@ __all__ = [
     "next_share",
     "previous_share",
     "punctuation_positions",
+    "query_positions",
     "self_share",
 ]
 
@@ -50,20 +60,38 @@ HeadMetric = Literal[
     "previous_token",
     "next_token",
 ]
+QueryScope = Literal["all", "choice"]
+QUERY_SCOPES: tuple[QueryScope, ...] = ("all", "choice")
 
 
-def confidence(attn: Tensor) -> Tensor:
+def query_positions(scope: QueryScope, seq_len: int, *, causal: bool) -> Tensor | None:
+    """The queries a metric averages over: None (every one) for ``"all"``, the bool mask of
+    :func:`core.engine.stats.choice_queries` for ``"choice"``.
+
+    >>> query_positions("choice", 3, causal=True)
+    tensor([False,  True,  True])
+    """
+    if scope == "all":
+        return None
+    if scope == "choice":
+        return stats.choice_queries(seq_len, causal=causal)
+    raise ValueError(f"queries must be one of {QUERY_SCOPES}, got {scope!r}")
+
+
+def confidence(attn: Tensor, queries: Tensor | None = None) -> Tensor:
     """Confidence ``C = mean_i max_j a[i, j]`` (Voita et al. 2019, "Analyzing Multi-Head
     Self-Attention"): how sharply a head's queries focus. 1: every query looks at one key; ``1/T``:
-    uniform. Shapes: ``(..., query_pos, key_pos) -> (...)``.
+    uniform. Shapes: ``(..., query_pos, key_pos) -> (...)``; ``queries`` as in the module doc.
 
     >>> confidence(torch.tensor([[1.0, 0.0], [0.25, 0.75]]))  # (1 + 0.75) / 2
     tensor(0.8750)
+    >>> confidence(torch.tensor([[1.0, 0.0], [0.25, 0.75]]), torch.tensor([False, True]))
+    tensor(0.7500)
     """
-    return attn.amax(dim=-1).mean(dim=-1)
+    return stats.query_mean(attn.amax(dim=-1), queries)
 
 
-def mean_distance(attn: Tensor) -> Tensor:
+def mean_distance(attn: Tensor, queries: Tensor | None = None) -> Tensor:
     """Mean attention distance ``D = mean_i sum_j a[i, j] * |i - j|`` in tokens (Vig & Belinkov
     2019, "Analyzing the Structure of Attention in a Transformer Language Model"). 0: every query
     looks at itself. Shapes: ``(..., query_pos, key_pos) -> (...)``.
@@ -75,10 +103,10 @@ def mean_distance(attn: Tensor) -> Tensor:
     """
     positions = torch.arange(attn.shape[-1], device=attn.device)
     distance = (positions[:, None] - positions[None, :]).abs().to(attn.dtype)  # (T, T)
-    return (attn * distance).sum(dim=-1).mean(dim=-1)
+    return stats.query_mean((attn * distance).sum(dim=-1), queries)
 
 
-def key_share(attn: Tensor, keys: Tensor) -> Tensor:
+def key_share(attn: Tensor, keys: Tensor, queries: Tensor | None = None) -> Tensor:
     """Share of attention on the key positions where ``keys`` (bool, ``(key_pos,)``) is true:
     ``S = mean_i sum_{j in keys} a[i, j]`` (Clark et al. 2019, "What Does BERT Look At?", measure
     it for [CLS], [SEP] and punctuation). Shapes: ``(..., query_pos, key_pos) -> (...)``.
@@ -87,54 +115,68 @@ def key_share(attn: Tensor, keys: Tensor) -> Tensor:
     >>> key_share(a, torch.tensor([False, False, True]))  # (0 + 1 + 0.5) / 3
     tensor(0.5000)
     """
-    return (attn * keys.to(attn.device, attn.dtype)).sum(dim=-1).mean(dim=-1)
+    return stats.query_mean((attn * keys.to(attn.device, attn.dtype)).sum(dim=-1), queries)
 
 
-def first_token_share(attn: Tensor) -> Tensor:
+def first_token_share(attn: Tensor, queries: Tensor | None = None) -> Tensor:
     """Share of attention on the first token, ``S = mean_i a[i, 0]``: the attention sink (Xiao et
     al. 2023, "Efficient Streaming Language Models with Attention Sinks"); in BERT that token is
-    [CLS]. In a decoder query 0 sees only key 0, so it always adds ``1/T``.
+    [CLS]. In a decoder query 0 sees only key 0, so over every query it always adds ``1/T``; over
+    the queries with a choice (``i >= 1``) a head that only looks at token 0 scores exactly 1 and
+    one that never does exactly 0.
 
-    >>> first_token_share(torch.tensor([[1.0, 0.0], [0.5, 0.5]]))
-    tensor(0.7500)
+    >>> causal = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.5, 0.5]])
+    >>> first_token_share(causal)  # (1 + 0 + 0) / 3: query 0's forced [1]
+    tensor(0.3333)
+    >>> first_token_share(causal, torch.tensor([False, True, True]))  # (0 + 0) / 2
+    tensor(0.)
     """
-    return attn[..., 0].mean(dim=-1)
+    return stats.query_mean(attn[..., 0], queries)
 
 
-def self_share(attn: Tensor) -> Tensor:
+def self_share(attn: Tensor, queries: Tensor | None = None) -> Tensor:
     """Share of attention on the token itself, ``S = mean_i a[i, i]`` (Clark et al. 2019).
 
     >>> self_share(torch.tensor([[1.0, 0.0], [0.5, 0.5]]))
     tensor(0.7500)
+    >>> self_share(torch.tensor([[1.0, 0.0], [0.5, 0.5]]), torch.tensor([False, True]))
+    tensor(0.5000)
     """
-    return attn.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
+    return stats.query_mean(attn.diagonal(dim1=-2, dim2=-1), queries)
 
 
-def _off_diagonal_share(attn: Tensor, offset: int) -> Tensor:
+def _off_diagonal_share(attn: Tensor, offset: int, queries: Tensor | None) -> Tensor:
+    """``mean a[i, i + offset]`` over the queries in ``queries`` that have that neighbour."""
     if attn.shape[-1] < 2:  # no query has a neighbour
         return torch.zeros(attn.shape[:-2], dtype=attn.dtype, device=attn.device)
-    return attn.diagonal(offset=offset, dim1=-2, dim2=-1).mean(dim=-1)
+    values = attn.diagonal(offset=offset, dim1=-2, dim2=-1)  # (..., T - 1)
+    if queries is None:
+        return values.mean(dim=-1)
+    # offset -1: the diagonal's entry k is query k + 1; offset +1: query k.
+    return stats.query_mean(values, queries[1:] if offset < 0 else queries[:-1])
 
 
-def previous_share(attn: Tensor) -> Tensor:
+def previous_share(attn: Tensor, queries: Tensor | None = None) -> Tensor:
     """Share of attention on the previous token, ``S = mean_{i >= 1} a[i, i - 1]`` (Clark et al.
     2019). Averaged over the ``T - 1`` queries that have a previous token, so a head that always
-    looks one token back scores exactly 1. Shapes: ``(..., T, T) -> (...)``.
+    looks one token back scores exactly 1; in a decoder these are the queries with a choice, so
+    ``"all"`` and ``"choice"`` agree. Shapes: ``(..., T, T) -> (...)``.
 
     >>> previous_share(torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]))
     tensor(0.7500)
     """
-    return _off_diagonal_share(attn, -1)
+    return _off_diagonal_share(attn, -1, queries)
 
 
-def next_share(attn: Tensor) -> Tensor:
+def next_share(attn: Tensor, queries: Tensor | None = None) -> Tensor:
     """Share of attention on the next token, ``S = mean_{i <= T - 2} a[i, i + 1]`` (Clark et al.
-    2019), over the ``T - 1`` queries that have a next token. Always 0 in a causal decoder.
+    2019), over the ``T - 1`` queries that have a next token (and are in ``queries``). Always 0
+    in a causal decoder.
 
     >>> next_share(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]]))
     tensor(0.7500)
     """
-    return _off_diagonal_share(attn, 1)
+    return _off_diagonal_share(attn, 1, queries)
 
 
 _FRAGMENT = re.compile(
@@ -196,22 +238,29 @@ class KeyMasks:
         )
 
 
-def metric_values(attn: Tensor, masks: KeyMasks, causal: bool) -> dict[HeadMetric, Tensor]:
-    """Every metric of ``attn`` ``(L, H, T, T)``, each ``(L, H)``."""
+def metric_values(
+    attn: Tensor, masks: KeyMasks, causal: bool, queries: QueryScope = "all"
+) -> dict[HeadMetric, Tensor]:
+    """Every metric of ``attn`` ``(L, H, T, T)``, each ``(L, H)``, averaged over the ``queries``
+    (see :func:`query_positions`)."""
+    q = query_positions(queries, attn.shape[-1], causal=causal)  # None or (T,)
+    if q is not None:
+        q = q.to(attn.device)
     rows = stats.row_entropy(attn)  # (L, H, T): the costly part, taken once for both entropies
+    other = masks.punctuation | masks.other_special
     metrics: dict[HeadMetric, Tensor] = {
-        "entropy": rows.mean(dim=-1),
-        "normalized_entropy": stats.normalize_row_entropy(rows, causal=causal).mean(dim=-1),
-        "confidence": confidence(attn),
-        "mean_distance": mean_distance(attn),
-        "first_token": first_token_share(attn),
-        "cls": key_share(attn, masks.first_special),
-        "sep": key_share(attn, masks.other_special),
-        "punctuation": key_share(attn, masks.punctuation),
-        "punctuation_or_sep": key_share(attn, masks.punctuation | masks.other_special),
-        "self_token": self_share(attn),
-        "previous_token": previous_share(attn),
-        "next_token": next_share(attn),
+        "entropy": stats.query_mean(rows, q),
+        "normalized_entropy": stats.query_mean(stats.normalize_row_entropy(rows, causal=causal), q),
+        "confidence": confidence(attn, q),
+        "mean_distance": mean_distance(attn, q),
+        "first_token": first_token_share(attn, q),
+        "cls": key_share(attn, masks.first_special, q),
+        "sep": key_share(attn, masks.other_special, q),
+        "punctuation": key_share(attn, masks.punctuation, q),
+        "punctuation_or_sep": key_share(attn, other, q),
+        "self_token": self_share(attn, q),
+        "previous_token": previous_share(attn, q),
+        "next_token": next_share(attn, q),
     }
     return metrics
 

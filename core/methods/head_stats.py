@@ -15,9 +15,11 @@ from torch import Tensor
 
 from core.methods.head_metrics import (
     HEAD_METRICS,
+    QUERY_SCOPES,
     HeadMetric,
     KeyMasks,
     MetricInfo,
+    QueryScope,
     confidence,
     first_token_share,
     key_share,
@@ -36,11 +38,13 @@ if TYPE_CHECKING:
 __all__ = [
     "HEAD_METRICS",
     "PATTERN_THRESHOLDS",
+    "QUERY_SCOPES",
     "HeadMetric",
     "HeadPattern",
     "HeadStats",
     "MetricInfo",
     "PatternRule",
+    "QueryScope",
     "confidence",
     "first_token_share",
     "key_share",
@@ -89,7 +93,11 @@ class PatternRule:
 # the one with the largest share; ties go to the earlier entry. A head with none of them is
 # "broad" when its normalised entropy is at least 0.75 (spread nearly uniformly over what it can
 # see), else "positional-local" when its mean distance is at most 1.5 tokens (it looks at its
-# neighbourhood without one fixed offset), else "mixed".
+# neighbourhood without one fixed offset), else "mixed". The rules read whichever metrics they
+# are given: HeadStats over queries="choice" compares shares that all average over the queries
+# i >= 1 of a decoder (like with like), while over "all" the first-token and self shares count
+# query 0's forced [1] and the previous-token share does not. Re-checked against both bundled
+# models in the README (Statistics).
 PATTERN_THRESHOLDS: dict[HeadPattern, PatternRule] = {
     "first-token sink": PatternRule("first_token", at_least=0.5),
     "previous-token": PatternRule("previous_token", at_least=0.5),
@@ -159,7 +167,10 @@ class HeadStats:
     Definitions and papers are in :data:`HEAD_METRICS` and this module's functions. ``cls`` is the
     share on the first token when it is a special token ([CLS], ``<s>``, a BOS), else 0; ``sep`` the
     share on every other special token ([SEP], ``</s>``); ``punctuation`` the share on punctuation
-    (:func:`punctuation_positions`); ``punctuation_or_sep`` the share on either.
+    (:func:`punctuation_positions`); ``punctuation_or_sep`` the share on either. ``queries`` says
+    which queries every metric averages over: ``"all"`` (default, the earlier definitions) or
+    ``"choice"`` (those that see more than one key; in a decoder ``i >= 1``), see
+    :mod:`core.methods.head_metrics`.
     """
 
     entropy: Tensor
@@ -175,6 +186,7 @@ class HeadStats:
     previous_token: Tensor
     next_token: Tensor
     patterns: tuple[tuple[HeadPattern, ...], ...]  # (n_layers, n_heads)
+    queries: QueryScope = "all"
 
     @classmethod
     def from_attentions(
@@ -185,15 +197,25 @@ class HeadStats:
         causal: bool,
         special: Sequence[bool] | None = None,
         thresholds: Mapping[HeadPattern, PatternRule] = PATTERN_THRESHOLDS,
+        queries: QueryScope = "all",
     ) -> HeadStats:
         """All statistics of ``attentions`` ``(n_layers, n_heads, T, T)`` (not modified) for the
-        token labels ``tokens`` and their special-token flags.
+        token labels ``tokens`` and their special-token flags, averaged over ``queries``.
 
         >>> prev = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
         >>> result = HeadStats.from_attentions(prev.reshape(1, 1, 3, 3), ["a", "b", "."],
         ...                                    causal=False)
         >>> result.mean_distance, result.previous_token, result.patterns
         (tensor([[1.]]), tensor([[1.]]), (('previous-token',),))
+
+        A causal head that looks only at token 0 (query 0 has no other key):
+
+        >>> sink = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+        >>> plain = HeadStats.from_attentions(sink.reshape(1, 1, 3, 3), "abc", causal=True)
+        >>> choice = HeadStats.from_attentions(sink.reshape(1, 1, 3, 3), "abc", causal=True,
+        ...                                    queries="choice")
+        >>> plain.self_token, choice.self_token, choice.first_token  # 1/3: query 0's a[0, 0]
+        (tensor([[0.3333]]), tensor([[0.]]), tensor([[1.]]))
         """
         attn = attentions.detach().float()  # (L, H, T, T)
         seq_len = attn.shape[-1]
@@ -203,15 +225,17 @@ class HeadStats:
                 f"got {tuple(attn.shape)}"
             )
         masks = KeyMasks.of(tokens, special)
-        return cls.from_metrics(metric_values(attn, masks, causal), thresholds)
+        return cls.from_metrics(metric_values(attn, masks, causal, queries), thresholds, queries)
 
     @classmethod
     def from_metrics(
         cls,
         metrics: Mapping[HeadMetric, Tensor],
         thresholds: Mapping[HeadPattern, PatternRule] = PATTERN_THRESHOLDS,
+        queries: QueryScope = "all",
     ) -> HeadStats:
-        """Head statistics from already computed metrics, each ``(n_layers, n_heads)``."""
+        """Head statistics from already computed metrics, each ``(n_layers, n_heads)``, averaged
+        over ``queries``."""
         return cls(
             entropy=metrics["entropy"],
             normalized_entropy=metrics["normalized_entropy"],
@@ -226,19 +250,23 @@ class HeadStats:
             previous_token=metrics["previous_token"],
             next_token=metrics["next_token"],
             patterns=label_heads(metrics, thresholds),
+            queries=queries,
         )
 
     @classmethod
-    def from_analysis(cls, analysis: Analysis, loaded: LoadedModel | None = None) -> HeadStats:
-        """All statistics of an :class:`~core.engine.analysis.Analysis`. When it does not hold every
-        layer (a long input), ``loaded`` recomputes them one layer at a time, never holding
-        more than one layer's weights."""
+    def from_analysis(
+        cls, analysis: Analysis, loaded: LoadedModel | None = None, *, queries: QueryScope = "all"
+    ) -> HeadStats:
+        """All statistics of an :class:`~core.engine.analysis.Analysis`, averaged over
+        ``queries``. When it does not hold every layer (a long input), ``loaded`` recomputes
+        them one layer at a time, never holding more than one layer's weights."""
         if len(analysis.held_layers) == analysis.n_layers:
             return cls.from_attentions(
                 analysis.attentions,
                 analysis.tokens,
                 causal=analysis.causal,
                 special=analysis.special,
+                queries=queries,
             )
         if loaded is None:
             raise ValueError("a long analysis needs the model to recompute its layers")
@@ -248,14 +276,14 @@ class HeadStats:
 
         def on_layer(layer: int, weights: Tensor) -> dict[HeadMetric, Tensor]:
             attn = weights.float().unsqueeze(0)  # (1, H, T, T)
-            return metric_values(attn, masks, analysis.causal)
+            return metric_values(attn, masks, analysis.causal, queries)
 
         per_layer = map_layers(loaded, analysis.model_inputs(), on_layer)
         metrics = {
             name: torch.cat([layer[name] for layer in per_layer]).cpu()  # (L, H)
             for name in per_layer[0]
         }
-        return cls.from_metrics(metrics)
+        return cls.from_metrics(metrics, queries=queries)
 
     @property
     def n_layers(self) -> int:
@@ -274,7 +302,8 @@ class HeadStats:
         return {name: info.get(self) for name, info in HEAD_METRICS.items()}
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per head, layer by layer: ``layer``, ``head``, ``pattern`` and every metric."""
+        """One row per head, layer by layer: ``layer``, ``head``, ``pattern`` and every metric
+        (averaged over :attr:`queries`)."""
         values = {name: tensor.tolist() for name, tensor in self.metrics().items()}
         return [
             {

@@ -12,7 +12,15 @@ from core.engine.run import with_layers
 from core.engine.streaming import capture_attention
 
 TEXT = "Statistics layer by layer must equal the statistics of every layer at once, 日本語も."
-STATS = ("head_entropy", "normalized_head_entropy", "layer_entropy", "received_by_head")
+STATS = (
+    "head_entropy",
+    "normalized_head_entropy",
+    "layer_entropy",
+    "received_by_head",
+    "head_entropy_choice",
+    "normalized_head_entropy_choice",
+    "layer_entropy_choice",
+)
 
 
 def test_both_paths_give_the_same_statistics(any_model):
