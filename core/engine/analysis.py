@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Analysis", "AttendedToken", "Derivation", "LayerNotHeldError", "Ranking"]
 
 # How a derived analysis was made from a runnable one.
-Derivation = Literal["words", "rollout", "norm", "comparison"]
+Derivation = Literal["words", "rollout", "norm", "norm_residual", "comparison"]
 
 
 class LayerNotHeldError(AttnScopeError, KeyError):

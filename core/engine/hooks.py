@@ -53,14 +53,20 @@ class Architecture:
     output projection ``W_O``, whose *input* is the heads' outputs concatenated head by head,
     ``(..., n_heads * head_dim)``. ``weight_in_out`` is true where the output projection stores its
     weight as ``(in, out)`` (GPT-2's ``Conv1D``) rather than ``nn.Linear``'s ``(out, in)``.
+    ``residual_in(block)`` is a module whose first input is the residual stream ``x`` entering the
+    attention block, the ``x`` of ``x + Attn(...)``; ``post_norm(block)`` is the LayerNorm applied
+    to that sum in post-LN models (BERT), None where the norm comes before the attention (pre-LN:
+    Llama's RMSNorm, GPT-2's ``ln_1``).
     """
 
     family: str
     blocks: Callable[[nn.Module], Sequence[nn.Module]]
     value: Callable[[nn.Module], nn.Module]
     output: Callable[[nn.Module], nn.Module]
+    residual_in: Callable[[nn.Module], nn.Module]
     value_part: Callable[[Tensor], Tensor] = _same
     final_norm: Callable[[nn.Module], nn.Module] | None = None  # decoders: the norm before W_U
+    post_norm: Callable[[nn.Module], nn.Module] | None = None  # post-LN: LN(x + Attn(x))
     weight_in_out: bool = False
 
 
@@ -69,12 +75,15 @@ _BERT = Architecture(
     blocks=lambda base: base.encoder.layer,
     value=lambda block: block.attention.self.value,
     output=lambda block: block.attention.output.dense,
+    residual_in=lambda block: block.attention.self.value,  # post-LN: values read x itself
+    post_norm=lambda block: block.attention.output.LayerNorm,
 )
 _LLAMA = Architecture(
     family="Llama",
     blocks=lambda base: base.layers,
     value=lambda block: block.self_attn.v_proj,
     output=lambda block: block.self_attn.o_proj,
+    residual_in=lambda block: block.input_layernorm,
     final_norm=lambda base: base.norm,
 )
 _GPT2 = Architecture(
@@ -82,6 +91,7 @@ _GPT2 = Architecture(
     blocks=lambda base: base.h,
     value=lambda block: block.attn.c_attn,
     output=lambda block: block.attn.c_proj,
+    residual_in=lambda block: block.ln_1,
     value_part=_third_of_fused_qkv,
     final_norm=lambda base: base.ln_f,
     weight_in_out=True,
@@ -114,7 +124,8 @@ def architecture_for(model: nn.Module) -> Architecture:
 
 @dataclass(frozen=True)
 class Projections:
-    """One layer's value and output projections, and its sizes."""
+    """One layer's value and output projections, and its sizes; the residual stream's way in and
+    the post-attention LayerNorm (post-LN models only), see :class:`Architecture`."""
 
     layer: int
     value: nn.Module
@@ -122,6 +133,8 @@ class Projections:
     n_heads: int
     n_kv_heads: int
     head_dim: int
+    residual_in: nn.Module | None = None
+    post_norm: nn.Module | None = None
 
 
 def output_matrix(architecture: Architecture, output: nn.Module) -> Tensor:
@@ -163,6 +176,8 @@ def projections(loaded: LoadedModel) -> tuple[Projections, ...]:
                 n_heads=loaded.n_heads,
                 n_kv_heads=loaded.n_kv_heads,
                 head_dim=width // loaded.n_heads,
+                residual_in=architecture.residual_in(block),
+                post_norm=architecture.post_norm(block) if architecture.post_norm else None,
             )
         )
     return tuple(found)
