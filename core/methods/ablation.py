@@ -1,18 +1,18 @@
-"""Head ablation: zero chosen heads with forward pre-hooks and measure what changes.
+"""Head ablation: take chosen heads out (zero or mean ablation, :mod:`core.methods.ablation_hooks`)
+and measure what changes.
 
-A head is ablated by zeroing its slice of the output projection's input (the heads' outputs
-concatenated, ``(..., n_heads * head_dim)``), so its contribution ``a_h V_h W_O^h`` vanishes and
-the projection's bias stays. The effect is KL divergence of the next-token distribution at the last
-position for decoders, and the cosine similarity of the mean-pooled sentence embedding for encoders.
-transformers 5 has no ``head_mask``; the hooks are always removed when the pass ends.
+The effect is KL divergence of the next-token distribution at the last position for decoders, and
+the cosine similarity of the mean-pooled sentence embedding for encoders; :func:`ablation_effect`
+also gives it at every position (KL of each position's next-token distribution; cosine of each
+position's last hidden state). The output projection's bias stays: ablating every head of a BERT
+or GPT-2 layer leaves its attention output at the bias ``b_O``, not 0.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -20,17 +20,26 @@ import torch
 from torch import Tensor
 
 from core.engine import budget
-from core.engine.hooks import HookSet, projections
+from core.engine.hooks import HookSet
 from core.engine.tokenize import token_labels
-from core.methods.predictions import TokenProb, top_k_probs
-from core.policy.errors import InputError
+from core.methods.ablation_hooks import (
+    ABLATION_MODES,
+    AblationMode,
+    Head,
+    ablate_heads,
+    ablate_per_item,
+    heads_by_layer,
+)
+from core.methods.predictions import TokenProb, top_k_probs, unembedding
 
 if TYPE_CHECKING:
     from core.engine.analysis import Analysis
     from core.engine.models import LoadedModel, ModelKind
 
 __all__ = [
+    "ABLATION_MODES",
     "AblationEffect",
+    "AblationMode",
     "HeadRanking",
     "ImportanceMetric",
     "RankingBaseline",
@@ -44,7 +53,6 @@ __all__ = [
     "ranking_baseline",
 ]
 
-Head = tuple[int, int]  # (layer, head)
 ImportanceMetric = Literal["kl", "1 - cosine"]
 IMPORTANCE_METRIC: dict[ModelKind, ImportanceMetric] = {"decoder": "kl", "encoder": "1 - cosine"}
 
@@ -85,61 +93,6 @@ def cosine_similarity(a: Tensor, b: Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0))
 
 
-def _heads_by_layer(loaded: LoadedModel, heads: Iterable[Head]) -> dict[int, list[int]]:
-    by_layer: dict[int, list[int]] = {}
-    for layer, head in heads:
-        if not (0 <= layer < loaded.n_layers and 0 <= head < loaded.n_heads):
-            raise InputError(
-                "error.no_such_head",
-                head=head,
-                layer=layer,
-                model=loaded.title,
-                last_layer=loaded.n_layers - 1,
-                last_head=loaded.n_heads - 1,
-            )
-        by_layer.setdefault(int(layer), []).append(int(head))
-    return by_layer
-
-
-def _zero_masked(keep: Tensor) -> Callable[..., tuple[object, ...]]:
-    """A forward pre-hook: the first input, a copy with 0 where ``keep`` is false."""
-
-    def hook(module, args):
-        return (args[0].masked_fill(~keep.to(args[0].device), 0.0), *args[1:])
-
-    return hook
-
-
-@contextmanager
-def _ablate_per_item(loaded: LoadedModel, items: Sequence[Iterable[Head]]) -> Iterator[None]:
-    """Batch item b runs with the heads ``items[b]`` ablated (one item: every item of any
-    batch). Masks are ``(len(items), 1, n_heads * head_dim)``, broadcast over positions."""
-    per_item = [_heads_by_layer(loaded, heads) for heads in items]
-    layers = sorted({layer for by_layer in per_item for layer in by_layer})
-    modules = projections(loaded) if layers else ()
-    with HookSet() as hooks:
-        for layer in layers:
-            found = modules[layer]
-            keep = torch.ones(len(items), found.n_heads, found.head_dim, dtype=torch.bool)
-            for item, by_layer in enumerate(per_item):
-                keep[item, by_layer.get(layer, [])] = False
-            hooks.forward_pre(found.output, _zero_masked(keep.reshape(len(items), 1, -1)))
-        yield
-
-
-@contextmanager
-def ablate_heads(loaded: LoadedModel, heads: Iterable[Head]) -> Iterator[None]:
-    """Inside the ``with`` block, every ``(layer, head)`` in ``heads`` contributes nothing.
-
-    A forward pre-hook on each affected layer's output projection replaces its input ``x``
-    ``(batch, T, n_heads * head_dim)`` by a copy with columns ``h * head_dim .. (h + 1) *
-    head_dim`` set to 0 (the input tensor is not modified). The hooks are removed on leaving the
-    block, also when the forward pass raises.
-    """
-    with _ablate_per_item(loaded, [list(heads)]):
-        yield
-
-
 def _measure(loaded: LoadedModel, inputs: dict[str, Tensor], copies: int = 1) -> Tensor:
     """One forward pass of ``copies`` copies of the (single-text) input. Decoders:
     log-probabilities of the next token after the last position, ``(copies, vocab)``. Encoders:
@@ -153,6 +106,47 @@ def _measure(loaded: LoadedModel, inputs: dict[str, Tensor], copies: int = 1) ->
         hidden = out.last_hidden_state.float().cpu()  # (copies, T, d)
         mask = batch.get("attention_mask")
         return mean_pool(hidden, None if mask is None else mask.cpu())
+
+
+_BLOCK = 128  # positions per block of logits, as in core.methods.predictions
+
+
+def _measure_every_position(
+    loaded: LoadedModel, inputs: dict[str, Tensor]
+) -> tuple[Tensor, Tensor]:
+    """:func:`_measure` of one copy, ``(X,)``, and the last hidden state it came from, ``(T,
+    d)`` on the model's device (decoders: read from the base model inside the same pass)."""
+    if loaded.kind != "decoder":
+        with torch.inference_mode():
+            out = loaded.model.base_model(**inputs, return_dict=True)
+        hidden = out.last_hidden_state[0]  # (T, d)
+        mask = inputs.get("attention_mask")
+        pooled = mean_pool(hidden.float().cpu(), None if mask is None else mask[0].cpu())
+        return pooled, hidden
+    seen: list[Tensor] = []
+    with HookSet() as hooks:
+        hooks.forward(
+            loaded.model.base_model, lambda module, args, out: seen.append(out.last_hidden_state)
+        )
+        summary = _measure(loaded, inputs)[0]
+    return summary, seen[-1][0]  # (vocab,), (T, d)
+
+
+def position_effects(loaded: LoadedModel, before: Tensor, after: Tensor) -> Tensor:
+    """The effect at every position from the last hidden states ``before`` and ``after`` ``(T,
+    d)``, float64 ``(T,)``: decoders ``KL(p_t || q_t)`` of the next-token distributions after
+    each position t, ``softmax(W_U h_t)`` (a block of positions at a time, so no ``(T, vocab)``
+    tensor is held); encoders the cosine similarity of each position's vector."""
+    if loaded.kind != "decoder":
+        return torch.nn.functional.cosine_similarity(before.double(), after.double(), dim=-1).cpu()
+    head = unembedding(loaded)
+    out = []
+    with torch.inference_mode():
+        for start in range(0, before.shape[0], _BLOCK):
+            log_p = torch.log_softmax(head(before[start : start + _BLOCK]).float(), dim=-1)
+            log_q = torch.log_softmax(head(after[start : start + _BLOCK]).float(), dim=-1)
+            out.append(kl_divergence(log_p, log_q).cpu())  # (b,)
+    return torch.cat(out)
 
 
 def _importance(kind: ModelKind, before: Tensor, after: Tensor) -> Tensor:
@@ -170,6 +164,9 @@ class AblationEffect:
     Decoders: ``kl_divergence`` = KL(before || after) of the next-token distribution after the
     last position (nats; 0 = unchanged) and the top tokens before and after. Encoders:
     ``cosine_similarity`` of the mean-pooled sentence embedding before and after (1 = unchanged).
+    ``per_position``: the same at every position (:func:`position_effects`: KL per position for
+    decoders, whose last entry is ``kl_divergence`` up to float rounding; cosine of each position's
+    vector for encoders). ``mode``: zero or mean ablation.
     """
 
     kind: ModelKind
@@ -178,6 +175,8 @@ class AblationEffect:
     top_before: tuple[TokenProb, ...]  # decoders; () for encoders
     top_after: tuple[TokenProb, ...]
     cosine_similarity: float | None  # encoders
+    mode: AblationMode = "zero"
+    per_position: tuple[float, ...] = ()  # (T,): KL (decoders) or cosine (encoders)
 
     @property
     def metric(self) -> ImportanceMetric:
@@ -190,6 +189,11 @@ class AblationEffect:
             return self.kl_divergence
         return 1.0 - (self.cosine_similarity if self.cosine_similarity is not None else 1.0)
 
+    @property
+    def position_metric(self) -> str:
+        """What ``per_position`` holds: ``"kl"`` (decoders) or ``"cosine"`` (encoders)."""
+        return "kl" if self.kind == "decoder" else "cosine"
+
 
 def _top(loaded: LoadedModel, log_probs: Tensor, k: int) -> tuple[TokenProb, ...]:
     probs, ids = top_k_probs(log_probs, k)  # log-probs are logits up to a constant
@@ -201,16 +205,25 @@ def _top(loaded: LoadedModel, log_probs: Tensor, k: int) -> tuple[TokenProb, ...
 
 
 def ablation_effect(
-    loaded: LoadedModel, analysis: Analysis, heads: Iterable[Head], *, top_k: int = 5
+    loaded: LoadedModel,
+    analysis: Analysis,
+    heads: Iterable[Head],
+    *,
+    top_k: int = 5,
+    mode: AblationMode = "zero",
 ) -> AblationEffect:
-    """Two forward passes of ``analysis``' own inputs, without and with ``heads`` ablated, and
-    what changed."""
+    """Two forward passes of ``analysis``' own inputs, without and with ``heads`` ablated
+    (``mode``: ``"zero"`` or ``"mean"``, see :mod:`core.methods.ablation_hooks`), and what
+    changed, at the end and at every position."""
     chosen = tuple(sorted(set(heads)))
-    _heads_by_layer(loaded, chosen)  # an InputError before any forward pass
+    heads_by_layer(loaded, chosen)  # an InputError before any forward pass
+    if mode not in ABLATION_MODES:
+        raise ValueError(f"mode must be one of {ABLATION_MODES}, got {mode!r}")
     inputs = loaded.place(analysis.model_inputs())
-    before = _measure(loaded, inputs)[0]
-    with ablate_heads(loaded, chosen):
-        after = _measure(loaded, inputs)[0]
+    before, hidden_before = _measure_every_position(loaded, inputs)
+    with ablate_heads(loaded, chosen, mode=mode):
+        after, hidden_after = _measure_every_position(loaded, inputs)
+    per_position = tuple(position_effects(loaded, hidden_before, hidden_after).tolist())
     if loaded.kind == "decoder":
         return AblationEffect(
             kind="decoder",
@@ -219,6 +232,8 @@ def ablation_effect(
             top_before=_top(loaded, before, top_k),
             top_after=_top(loaded, after, top_k),
             cosine_similarity=None,
+            mode=mode,
+            per_position=per_position,
         )
     return AblationEffect(
         kind="encoder",
@@ -227,6 +242,8 @@ def ablation_effect(
         top_before=(),
         top_after=(),
         cosine_similarity=cosine_similarity(before, after),
+        mode=mode,
+        per_position=per_position,
     )
 
 
@@ -243,6 +260,7 @@ class HeadRanking:
     n_done: int
     n_total: int
     seconds: float
+    mode: AblationMode = "zero"
 
     def ranked(self) -> list[tuple[int, int, float]]:
         """``(layer, head, importance)`` of the heads ablated so far, most important first."""
@@ -298,19 +316,21 @@ def rank_heads(
     should_stop: Callable[[], bool] | None = None,
     batch_size: int = 8,
     baseline: RankingBaseline | None = None,
+    mode: AblationMode = "zero",
 ) -> HeadRanking:
     """Ablate every head of ``layers`` (default: all) one at a time and measure the effect.
 
     The single-head ablations run ``batch_size`` at a time (see :func:`ablation_batch_size`) as
-    one forward pass over copies of the input, item b with its own head zeroed; batching changes
-    only float rounding (KL within about 1e-7 of one pass per head). ``progress(done, total)`` is
+    one forward pass over copies of the input, item b with its own head ablated (``mode``: zero
+    or mean, each copy's mean taken over its own positions); batching changes only float
+    rounding (KL within about 1e-7 of one pass per head). ``progress(done, total)`` is
     called after each batch; ``should_stop()`` is asked before each batch, and a true answer ends
     the run with ``completed=False`` and the heads done so far. ``baseline``: one made
     earlier by :func:`ranking_baseline` for the same analysis (``seconds`` then leaves it out).
     """
     chosen_layers = list(range(loaded.n_layers)) if layers is None else list(layers)
     targets = [(layer, head) for layer in chosen_layers for head in range(loaded.n_heads)]
-    _heads_by_layer(loaded, targets)
+    heads_by_layer(loaded, targets)
     started = time.perf_counter()
     if baseline is None:
         baseline = ranking_baseline(loaded, analysis)
@@ -322,7 +342,7 @@ def rank_heads(
         if should_stop is not None and should_stop():
             break
         chunk = targets[done : done + step]
-        with _ablate_per_item(loaded, [[head] for head in chunk]):
+        with ablate_per_item(loaded, [[head] for head in chunk], mode):
             after = _measure(loaded, inputs, copies=len(chunk))  # (B, X)
         for (layer, head), value in zip(
             chunk, _importance(loaded.kind, before, after).tolist(), strict=True
@@ -339,4 +359,5 @@ def rank_heads(
         n_done=done,
         n_total=len(targets),
         seconds=time.perf_counter() - started,
+        mode=mode,
     )

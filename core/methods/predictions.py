@@ -31,6 +31,7 @@ __all__ = [
     "TokenProb",
     "predict",
     "top_k_probs",
+    "unembedding",
 ]
 
 _BLOCK = 128  # positions per block of logits: 128 x 49152 floats = 25 MB for SmolLM2
@@ -92,7 +93,8 @@ def _decoder_forward(loaded: LoadedModel, analysis: Analysis) -> Any:
         )
 
 
-def _unembedding(loaded: LoadedModel) -> torch.nn.Module:
+def unembedding(loaded: LoadedModel) -> torch.nn.Module:
+    """The decoder's unembedding ``W_U`` (its LM head), applied to final-normed hidden states."""
     head = loaded.model.get_output_embeddings()
     if head is None:
         raise UnsupportedModelError("error.no_lm_head", model=loaded.title)
@@ -149,7 +151,7 @@ def _next_tokens(
     from the pass ``out``."""
     ids = torch.tensor(analysis.token_ids)  # (T,)
     hidden = out.last_hidden_state[0]  # (T, d), after the final norm
-    head = _unembedding(loaded)
+    head = unembedding(loaded)
     # Position i is scored on token i + 1; the last position has none (a stand-in, dropped).
     targets = torch.cat([ids[1:], ids[:1]])  # (T,)
     with torch.inference_mode():
@@ -206,7 +208,7 @@ def _logit_lens(loaded: LoadedModel, analysis: Analysis, out: Any) -> LogitLens:
     the last row uses ``out.last_hidden_state``, which the model has already normed.
     """
     norm = architecture_for(loaded.model).final_norm(loaded.model.base_model)
-    head = _unembedding(loaded)
+    head = unembedding(loaded)
     states = list(out.hidden_states)[:-1]  # n_layers x (1, T, d): embeddings, layers 0..L-2
     if len(states) != loaded.n_layers:
         raise UnsupportedModelError(
