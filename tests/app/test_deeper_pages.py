@@ -78,11 +78,11 @@ def test_predictions_page(app, smollm2):
     analyze_in_app(app, text, model="smollm2")
     app.switch_page("pages/predictions.py").run()
     assert not app.exception
-    preds = predict(smollm2, analyze(smollm2, text), top_k=5).next_tokens
+    expected = predict(smollm2, analyze(smollm2, text), top_k=5)  # one pass: tokens and lens
+    preds, lens = expected.next_tokens, expected.lens
     table = app.dataframe[0].value
     assert len(table) == len(preds.tokens)
     assert table.iloc[-1]["top 1"].startswith(preds.top_tokens[-1][0])
-    lens = predict(smollm2, analyze(smollm2, text)).lens
     [spec] = plotly_specs(app)
     assert np.allclose(decode(spec["data"][0]["z"]), lens.top_probs.numpy(), atol=1e-5)
 
