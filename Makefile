@@ -55,7 +55,7 @@ test: install-dev chromium lint
 # The inner loop: unit tests and doctests only (no real models, no AppTest, no browser, no lint),
 # well under a minute. `make test` is still what CI runs and what must pass before a commit.
 test-fast: install-dev
-	$(PY) -m pytest tests/unit core viz
+	$(PY) -m pytest tests/unit core viz ui
 
 bench: install-dev chromium
 	$(PY) -m bench
