@@ -86,6 +86,29 @@ def format_report(result: Analysis, top_k: int = 5) -> str:
             [[r.layer, r.rank, r.position, r.token, r.share] for r in result.most_attended(top_k)],
         ),
     ]
+    if result.causal:  # where the decoder-aware definitions differ (see the README, Statistics)
+        parts += [
+            "",
+            "normalised head entropy over the queries with a choice (i >= 1: query 0 sees only "
+            "itself)",
+            _table(
+                ["layer", *[f"h{h}" for h in range(result.n_heads)]],
+                [
+                    [layer, *row]
+                    for layer, row in enumerate(result.normalized_head_entropy_choice.tolist())
+                ],
+            ),
+            "",
+            f"most attended, per query that can see the key (position 0, the sink, as rank 0; "
+            f"top {top_k} others)",
+            _table(
+                ["layer", "rank", "position", "token", "share", "seen_by"],
+                [
+                    [r.layer, r.rank, r.position, r.token, r.share, r.seen_by]
+                    for r in result.most_attended(top_k, ranking="visible")
+                ],
+            ),
+        ]
     return "\n".join(parts)
 
 
