@@ -1,7 +1,8 @@
 """Where a model keeps its attention: the modules whose output holds the weights
 (:func:`attention_modules`, for any model transformers records ``attentions`` of), each
-architecture's value and output projections (:func:`projections`), and forward hooks that are
-always removed, so a failed run never leaves a hook behind in a cached model.
+architecture's value and output projections (:func:`projections`) and query and key projections
+(:func:`query_key_modules`), and forward hooks that are always removed, so a failed run never
+leaves a hook behind in a cached model.
 
 Every supported family is one entry of :data:`ARCHITECTURES`, keyed by ``config.model_type``; its
 accessors are plain functions over modules (no attribute names built from strings). Modules are
@@ -27,11 +28,13 @@ __all__ = [
     "Architecture",
     "Projections",
     "HookSet",
+    "QueryKeyModules",
     "architecture_for",
     "attention_modules",
     "count_hooks",
     "output_matrix",
     "projections",
+    "query_key_modules",
 ]
 
 
@@ -42,6 +45,16 @@ def _same(values: Tensor) -> Tensor:
 def _third_of_fused_qkv(qkv: Tensor) -> Tensor:
     """GPT-2's ``c_attn`` returns ``[q | k | v]`` concatenated on the last axis: keep ``v``."""
     return qkv.chunk(3, dim=-1)[2]
+
+
+def _first_of_fused_qkv(qkv: Tensor) -> Tensor:
+    """GPT-2's ``c_attn`` output ``[q | k | v]``: keep ``q``."""
+    return qkv.chunk(3, dim=-1)[0]
+
+
+def _second_of_fused_qkv(qkv: Tensor) -> Tensor:
+    """GPT-2's ``c_attn`` output ``[q | k | v]``: keep ``k``."""
+    return qkv.chunk(3, dim=-1)[1]
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,12 @@ class Architecture:
     attention block, the ``x`` of ``x + Attn(...)``; ``post_norm(block)`` is the LayerNorm applied
     to that sum in post-LN models (BERT), None where the norm comes before the attention (pre-LN:
     Llama's RMSNorm, GPT-2's ``ln_1``).
+
+    For the neuron view: ``attention(block)`` is the attention module (it holds ``scaling`` and is
+    called with the mask and, in rotary models, ``position_embeddings``); ``query(block)`` and
+    ``key(block)`` are the modules whose outputs, through ``query_part`` and ``key_part``, hold
+    every head's ``x W_Q + b_Q`` and ``x W_K + b_K``; ``rotary`` says that q and k are rotated
+    (RoPE) after the projection, before their dot product.
     """
 
     family: str
@@ -68,6 +87,12 @@ class Architecture:
     final_norm: Callable[[nn.Module], nn.Module] | None = None  # decoders: the norm before W_U
     post_norm: Callable[[nn.Module], nn.Module] | None = None  # post-LN: LN(x + Attn(x))
     weight_in_out: bool = False
+    attention: Callable[[nn.Module], nn.Module] | None = None
+    query: Callable[[nn.Module], nn.Module] | None = None
+    key: Callable[[nn.Module], nn.Module] | None = None
+    query_part: Callable[[Tensor], Tensor] = _same
+    key_part: Callable[[Tensor], Tensor] = _same
+    rotary: bool = False
 
 
 _BERT = Architecture(
@@ -77,6 +102,9 @@ _BERT = Architecture(
     output=lambda block: block.attention.output.dense,
     residual_in=lambda block: block.attention.self.value,  # post-LN: values read x itself
     post_norm=lambda block: block.attention.output.LayerNorm,
+    attention=lambda block: block.attention.self,
+    query=lambda block: block.attention.self.query,
+    key=lambda block: block.attention.self.key,
 )
 _LLAMA = Architecture(
     family="Llama",
@@ -85,6 +113,10 @@ _LLAMA = Architecture(
     output=lambda block: block.self_attn.o_proj,
     residual_in=lambda block: block.input_layernorm,
     final_norm=lambda base: base.norm,
+    attention=lambda block: block.self_attn,
+    query=lambda block: block.self_attn.q_proj,
+    key=lambda block: block.self_attn.k_proj,
+    rotary=True,
 )
 _GPT2 = Architecture(
     family="GPT-2",
@@ -95,6 +127,11 @@ _GPT2 = Architecture(
     value_part=_third_of_fused_qkv,
     final_norm=lambda base: base.ln_f,
     weight_in_out=True,
+    attention=lambda block: block.attn,
+    query=lambda block: block.attn.c_attn,
+    key=lambda block: block.attn.c_attn,
+    query_part=_first_of_fused_qkv,
+    key_part=_second_of_fused_qkv,
 )
 
 # config.model_type -> architecture. RoBERTa shares BERT's modules; Mistral and Qwen2 Llama's
@@ -183,6 +220,41 @@ def projections(loaded: LoadedModel) -> tuple[Projections, ...]:
     return tuple(found)
 
 
+@dataclass(frozen=True)
+class QueryKeyModules:
+    """One layer's attention module and the modules whose outputs hold its queries and keys (see
+    :class:`Architecture`), with the parts that pick q and k out of those outputs."""
+
+    layer: int
+    attention: nn.Module
+    query: nn.Module
+    key: nn.Module
+    query_part: Callable[[Tensor], Tensor]
+    key_part: Callable[[Tensor], Tensor]
+    rotary: bool
+
+
+def query_key_modules(loaded: LoadedModel, layer: int) -> QueryKeyModules:
+    """Layer ``layer``'s attention module and its query and key projections, from
+    ``loaded.model.base_model``; :class:`UnsupportedModelError` for families without them."""
+    architecture = architecture_for(loaded.model)
+    if architecture.attention is None or architecture.query is None or architecture.key is None:
+        supported = ", ".join(sorted(k for k, a in ARCHITECTURES.items() if a.query is not None))
+        raise UnsupportedModelError(
+            "error.unknown_architecture", model_type=architecture.family, supported=supported
+        )
+    block = architecture.blocks(loaded.model.base_model)[layer]
+    return QueryKeyModules(
+        layer=layer,
+        attention=architecture.attention(block),
+        query=architecture.query(block),
+        key=architecture.key(block),
+        query_part=architecture.query_part,
+        key_part=architecture.key_part,
+        rotary=architecture.rotary,
+    )
+
+
 # Attention modules return (attn_output, attn_weights): the weights are item 1 unless a model's
 # OutputRecorder says otherwise (transformers uses the same default).
 _WEIGHTS_INDEX = 1
@@ -254,9 +326,14 @@ class HookSet:
         output."""
         self._handles.append(module.register_forward_hook(_this_thread_only(hook)))
 
-    def forward_pre(self, module: nn.Module, hook: Callable[..., Any]) -> None:
-        """``hook(module, args)`` before ``module`` runs; a non-None return replaces ``args``."""
-        self._handles.append(module.register_forward_pre_hook(_this_thread_only(hook)))
+    def forward_pre(
+        self, module: nn.Module, hook: Callable[..., Any], *, with_kwargs: bool = False
+    ) -> None:
+        """``hook(module, args)`` before ``module`` runs; a non-None return replaces ``args``.
+        With ``with_kwargs``, ``hook(module, args, kwargs)`` sees the keyword arguments too."""
+        self._handles.append(
+            module.register_forward_pre_hook(_this_thread_only(hook), with_kwargs=with_kwargs)
+        )
 
     def remove(self) -> None:
         while self._handles:
