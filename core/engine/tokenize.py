@@ -34,6 +34,7 @@ __all__ = [
     "check_text",
     "decoder",
     "encode_prompt",
+    "end_token_ids",
     "raw_token",
     "special_ids",
     "token_labels",
@@ -158,6 +159,54 @@ def special_ids(tokenizer: Any) -> frozenset[int]:
     ids = {int(i) for i in getattr(tokenizer, "all_special_ids", None) or ()}
     unk = getattr(tokenizer, "unk_token_id", None)
     return frozenset(ids - {unk})
+
+
+# Special tokens that end a text or a turn, by name without its brackets and bars:
+# <|endoftext|>, <|im_end|>, </s>, <|eot_id|>, <end_of_turn>, <|end|>, ... (not <|end_header_id|>,
+# which ends a header inside a turn).
+_END_NAMES = frozenset(
+    {"endoftext", "end_of_text", "im_end", "/s", "eos", "eot", "eot_id", "eom_id", "end_of_turn"}
+    | {"end", "endofturn"}
+)
+
+
+def end_token_ids(tokenizer: Any) -> frozenset[int]:
+    """The ids of ``tokenizer``'s special tokens that end a text or a turn: its ``eos_token`` and
+    every special token named like one (``<|endoftext|>`` and ``<|im_end|>`` in SmolLM2, but not
+    ``<|im_start|>``). A chat model may end its answer with either, so generation stops at both."""
+    ids = {i for i, name in special_ids_with_names(tokenizer) if _ends(name)}
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is not None:
+        ids.add(int(eos))
+    return frozenset(ids)
+
+
+def _ends(name: str) -> bool:
+    """Whether a special token's name says it ends a text or a turn.
+
+    >>> [_ends(n) for n in ("<|endoftext|>", "<|im_end|>", "</s>", "<|eot_id|>", "<|im_start|>")]
+    [True, True, True, True, False]
+    >>> [_ends(n) for n in ("[SEP]", "<s>", "<end_of_turn>", "[UNK]", "<|end_header_id|>")]
+    [False, False, True, False, False]
+    """
+    return name.lower().strip("<>[]|") in _END_NAMES
+
+
+def special_ids_with_names(tokenizer: Any) -> list[tuple[int, str]]:
+    """``(id, name)`` of every special token ``tokenizer`` knows, the added ones marked special
+    (Llama 3's ``<|eot_id|>``) included."""
+    found = dict(
+        zip(
+            getattr(tokenizer, "all_special_ids", None) or (),
+            getattr(tokenizer, "all_special_tokens", None) or (),
+            strict=False,
+        )
+    )
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    for token_id, token in added.items():
+        if getattr(token, "special", False):
+            found.setdefault(int(token_id), str(getattr(token, "content", token)))
+    return sorted((int(i), str(name)) for i, name in found.items())
 
 
 def tokenize_ids(

@@ -90,6 +90,11 @@ class _StreamText:
             return f"{make_visible(piece)}({pending + 1}/{pending + 1})"
         return make_visible(piece)
 
+    @property
+    def pending(self) -> int:
+        """How many ids hold the start of a character that is not whole yet."""
+        return len(self.ids) - self.done
+
     def push(self, token_id: int) -> tuple[str, str]:
         """Append ``token_id``; returns (the text it completes, its label)."""
         piece = self.piece([token_id])
@@ -124,20 +129,28 @@ def generate_steps(
     max_tokens: int | None = None,
 ) -> Iterator[GenerationStep]:
     """Generate from ``prompt``, yielding each new token as a :class:`GenerationStep` as soon as
-    its attention is known. Stops at an end-of-sequence token (which is yielded), after
-    ``config.max_new_tokens``, when ``should_stop()`` returns true (checked before every step),
-    or when the caller stops iterating.
+    its attention is known. Stops at an end token (which is yielded; see
+    :func:`core.methods.generation.eos_ids`), after ``config.max_new_tokens``, when
+    ``should_stop()`` returns true (checked before every step), or when the caller stops
+    iterating. A limit that falls inside a character (a katakana is two byte-level tokens) never
+    cuts it: up to 3 more tokens finish that character, within the model's (or ``max_tokens``)
+    limit, so the text ends in whole characters.
 
     The prompt runs once; each step then costs one token's forward pass through the KV cache,
     and that pass gives both the new token's attention row and the logits for the next token.
     Invalid input raises here, before the first step.
     """
     prepared = prepare_prompt(loaded, prompt, config, max_tokens=max_tokens)
-    return _generate(loaded, prepared, config, should_stop)
+    limit = min(loaded.max_tokens, max_tokens or loaded.max_tokens)
+    return _generate(loaded, prepared, config, should_stop, limit)
 
 
 def _generate(
-    loaded: LoadedModel, prompt: Prompt, config: GenerationConfig, should_stop: StopFn | None
+    loaded: LoadedModel,
+    prompt: Prompt,
+    config: GenerationConfig,
+    should_stop: StopFn | None,
+    limit: int,
 ) -> Iterator[GenerationStep]:
     model = loaded.model
     tokenizer = loaded.tokenizer
@@ -154,7 +167,9 @@ def _generate(
     cache = out.cache
     logits = out.logits[0, -1].float().cpu()  # (vocab,)
     position = len(prompt.token_ids)
-    for index in range(config.max_new_tokens):
+    index = -1
+    while True:
+        index += 1
         if should_stop is not None and should_stop():
             return
         started = time.perf_counter()
@@ -188,8 +203,8 @@ def _generate(
         finish: FinishReason | None = None
         if token_id in eos:
             finish = "eos"
-        elif index == config.max_new_tokens - 1:
-            finish = "max_new_tokens"
+        elif index >= config.max_new_tokens - 1 and (not stream.pending or position + 1 >= limit):
+            finish = "max_new_tokens"  # a character left unfinished is finished first
         yield GenerationStep(
             index=index,
             position=position,

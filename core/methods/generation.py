@@ -16,6 +16,7 @@ from torch import Tensor
 from core.engine.tokenize import (
     check_text,
     encode_prompt,
+    end_token_ids,
     tokenize_ids,
 )
 from core.methods.sampling import (
@@ -145,9 +146,10 @@ class Prompt:
 
 
 def eos_ids(loaded: LoadedModel) -> frozenset[int]:
-    """The tokenizer's end-of-sequence token and any the model's generation config adds."""
-    ids: set[int] = set()
-    candidates = [getattr(loaded.tokenizer, "eos_token_id", None)]
+    """The tokenizer's end-of-sequence token, its other special tokens that end a text or a turn
+    (:func:`core.engine.tokenize.end_token_ids`) and any the model's generation config adds."""
+    ids: set[int] = set(end_token_ids(loaded.tokenizer))
+    candidates = []
     generation_config = getattr(loaded.model, "generation_config", None)
     configured = getattr(generation_config, "eos_token_id", None)
     candidates += configured if isinstance(configured, list | tuple) else [configured]
@@ -261,6 +263,28 @@ class Generation:
         if not self.steps:
             return ""
         return self.text[self.offsets[self.n_prompt_tokens][0] :]
+
+    @property
+    def end_token(self) -> str | None:
+        """The name of the end token that stopped generation (``<|im_end|>``), else ``None``."""
+        return self.tokens[-1] if self.stop_reason == "eos" else None
+
+    @property
+    def output_text(self) -> str:
+        """The generated text as a person reads it: :attr:`generated_text` without the end token
+        that stopped generation (:attr:`end_token` names it), and a character the text stops
+        inside (a Stop between its pieces) shown as its bytes, ``<E3 82>``, never ``\ufffd``."""
+        last = len(self.token_ids) - (1 if self.stop_reason == "eos" else 0)
+        parts: list[str] = []
+        previous = None
+        for position in range(self.n_prompt_tokens, last):
+            span = self.offsets[position]
+            if span == previous and span[1] > span[0]:
+                continue  # another piece of the same character
+            previous = span
+            piece = self.text[span[0] : span[1]]
+            parts.append(self.tokens[position] if "\ufffd" in piece else piece)
+        return "".join(parts)
 
     @property
     def generated_tokens(self) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from core.engine.tokens import byte_level_bytes, make_visible
+from core.engine.tokens import byte_level_bytes, make_visible, readable_raw_token
 
 __all__ = [
     "CjkRule",
@@ -325,8 +325,37 @@ def merge_labels(
         seq = spans[0][0]
         start = min(s for _, s, _ in spans)
         end = max(e for _, _, e in spans)
-        labels.append(make_visible(texts[seq][start:end]))
+        label = texts[seq][start:end]
+        if "\ufffd" in label:  # a text cut inside a character: that character's bytes
+            label = _with_broken_bytes(texts, offsets, sequence_ids, raw_tokens, group)
+        labels.append(make_visible(label))
     return tuple(labels)
+
+
+def _with_broken_bytes(
+    texts: Sequence[str],
+    offsets: Sequence[tuple[int, int]],
+    sequence_ids: Sequence[int | None],
+    raw_tokens: Sequence[str],
+    group: Sequence[int],
+) -> str:
+    """A word's text with each piece that decodes to ``\ufffd`` (part of a character the text
+    stops inside) shown as its bytes, ``<E3 82>`` (:func:`core.engine.tokens.readable_raw_token`).
+
+    >>> _with_broken_bytes(["ab\ufffd"], [(0, 2), (2, 3)], [0, 0], ["ab", "ãĤ"], (0, 1))
+    'ab<E3 82>'
+    """
+    parts: list[str] = []
+    previous = None
+    for t in group:
+        seq = sequence_ids[t]
+        span = offsets[t]
+        if seq is None or span == previous:
+            continue
+        previous = span
+        piece = texts[seq][span[0] : span[1]]
+        parts.append(readable_raw_token(raw_tokens[t]) if "\ufffd" in piece else piece)
+    return "".join(parts)
 
 
 def _marker_text(raw: str) -> str:
