@@ -92,7 +92,8 @@ if run:
     with heavy_work():
         for step in steps_iter:
             steps.append(step)
-            written.text("".join(s.text for s in steps))
+            # the end token that stops generation is named below, not written
+            written.text("".join(s.text for s in steps if s.finish_reason != "eos"))
     finish_generation()
     st.rerun()
 
@@ -101,12 +102,12 @@ if generation is None or not generation.steps:
     st.caption(tr("generate.hint"))
     st.stop()
 st.subheader(tr("generate.output"))
-st.text(generation.generated_text)
+st.text(generation.output_text)
 st.caption(
     tr(
         "generate.summary",
         tokens=len(generation.steps),
-        reason=tr(STOP_REASONS[generation.stop_reason]),
+        reason=tr(STOP_REASONS[generation.stop_reason], token=generation.end_token),
     )
 )
 st.download_button(

@@ -42,17 +42,41 @@ def parse_lang(value: object) -> Lang:
     return text if text in get_args(Lang) else DEFAULT_LANG  # type: ignore[return-value]
 
 
+class _Count(int):
+    """A whole-number parameter: ``{n:token|tokens}`` in a text writes the word for ``n``,
+    singular for 1, else plural (English needs it; Japanese has one form and does not use it).
+
+    >>> "{n} {n:token|tokens}".format(n=_Count(1)), "{n} {n:token|tokens}".format(n=_Count(2))
+    ('1 token', '2 tokens')
+    """
+
+    def __format__(self, spec: str) -> str:
+        if "|" in spec:
+            one, other = spec.split("|", 1)
+            return one if self == 1 else other
+        return int.__format__(int(self), spec)
+
+
 def t(key: str, lang: Lang = DEFAULT_LANG, /, **params: object) -> str:
-    """The text of ``key`` in ``lang``, with ``{name}`` placeholders filled from ``params``.
+    """The text of ``key`` in ``lang``, with ``{name}`` placeholders filled from ``params``; a
+    count's word agrees with it through ``{name:singular|plural}``.
 
     >>> t("common.layer", "ja")
     'レイヤー'
     >>> t("heatmap.title_head", "en", layer=2, head=5)
     'Layer 2, head 5'
+    >>> t("generate.summary", "en", tokens=1, reason="Stop")
+    '1 new token; stopped by: Stop.'
     >>> t("no.such.key", "en")
     '⟦no.such.key⟧'
     """
     text = catalogue(lang).get(key)
     if text is None:
         return missing_marker(key)
-    return text.format(**params) if params else text
+    if not params:
+        return text
+    counted = {
+        name: _Count(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        for name, value in params.items()
+    }
+    return text.format(**counted)

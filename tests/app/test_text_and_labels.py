@@ -1,0 +1,51 @@
+"""What the pages show of text and labels (issue 11, "Text and labels"): generated text in whole
+characters, special tokens named, and counts and names a person can read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from tests.app.helpers import plotly_specs
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def open_app(lang: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.query_params["lang"] = lang
+    at.run()
+    return at
+
+
+def generate_in_app(at: AppTest, prompt: str) -> AppTest:
+    """Generate with the page's own defaults (sampled, seed 0, 24 new tokens)."""
+    at.sidebar.selectbox(key="model_choice").set_value("smollm2").run()
+    at.switch_page("pages/generate.py").run()
+    at.text_area(key="generate_prompt").set_value(prompt)
+    at.button(key="generate_run").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_japanese_generation_shows_whole_characters_in_text_and_labels():
+    at = generate_in_app(open_app("ja"), "日本の首都は")
+    output = at.text[0].value
+    assert output.startswith("タクシット") and "\ufffd" not in output
+    heads, _ = plotly_specs(at)  # the last step: its context's labels
+    labels = heads["data"][0]["x"]
+    assert not any("\ufffd" in label for label in labels), labels[-3:]
+    assert labels[-1].endswith("(2/2)") and labels[-2].endswith("(1/2)")
+    at.sidebar.toggle(key="words").set_value(True).run()  # words: one per character
+    heads, _ = plotly_specs(at)
+    words = heads["data"][0]["x"]
+    assert not any("\ufffd" in label for label in words), words[-3:]
+
+
+def test_the_end_of_turn_token_is_named_not_printed():
+    at = generate_in_app(open_app("en"), "The capital of France is")
+    output = at.text[0].value
+    assert output.lstrip().startswith("Paris.") and "<|im_end|>" not in output
+    summary = at.caption[0].value
+    assert "<|im_end|>" in summary and "17 new tokens" in summary, summary
