@@ -1,5 +1,6 @@
-"""Ablation page: zero chosen heads with forward hooks and see what changes (the next-token
-distribution for decoders, the sentence embedding for encoders); rank every head that way."""
+"""Ablation page: zero or mean-ablate chosen heads with forward hooks and see what changes (the
+next-token distribution for decoders, the sentence embedding for encoders; at the end and at every
+position); rank every head that way."""
 
 import math
 from dataclasses import replace
@@ -7,11 +8,13 @@ from dataclasses import replace
 import streamlit as st
 import torch
 
-from core.methods.ablation import ablation_effect, rank_heads, ranking_baseline
+from core.methods.ablation import ABLATION_MODES, ablation_effect, rank_heads, ranking_baseline
+from core.policy.i18n import t
 from ui.services import count_request, heavy_work, model_of
 from ui.state import ABLATION, RANKING
 from ui.text import lang, show_error, tr
 from ui.widgets import require_result, table_with_csv
+from viz.charts import position_effect_chart
 from viz.heatmaps import importance_heatmap
 from viz.tables import ablation_table, ranking_frame
 
@@ -19,13 +22,23 @@ HEADS_WIDGET = "ablation_heads"
 ABLATE_BUTTON = "ablation_run"
 RANK_BUTTON = "ablation_rank"
 STOP_BUTTON = "ablation_stop"
+MODE_WIDGET = "ablation_mode"
+MODE_LABELS = {"zero": "ablation.mode_zero", "mean": "ablation.mode_mean"}
 
 language = lang()
 st.header(tr("ablation.header"))
 result = require_result()
 st.caption(tr("ablation.caption_decoder" if result.causal else "ablation.caption_encoder"))
 model = model_of(result)
-key = result.content_key
+mode = st.radio(
+    tr("ablation.mode"),
+    list(ABLATION_MODES),
+    key=MODE_WIDGET,
+    format_func=lambda m, language=language: t(MODE_LABELS[m], language),
+    horizontal=True,
+    help=tr("ablation.mode_help"),
+)
+key = (result.content_key, mode)  # a zero and a mean ablation are kept apart
 options = [(layer, head) for layer in range(result.n_layers) for head in range(result.n_heads)]
 chosen = st.multiselect(
     tr("ablation.heads"),
@@ -38,7 +51,7 @@ if st.button(tr("ablation.run"), key=ABLATE_BUTTON, disabled=not chosen):
     try:
         count_request()
         with heavy_work(), st.spinner(tr("ablation.running")):
-            ABLATION.put(key, ablation_effect(model, result, chosen))
+            ABLATION.put(key, ablation_effect(model, result, chosen, mode=mode))
     except Exception as error:
         show_error(error)
 effect = ABLATION.get(key)
@@ -49,6 +62,8 @@ if effect is not None:
         st.dataframe(ablation_table(effect, lang=language), hide_index=True)
     else:
         st.metric(tr("ablation.cosine", heads=heads), f"{effect.cosine_similarity:.6f}")
+    chart = position_effect_chart(effect, result.tokens, lang=language)
+    st.plotly_chart(chart, key="position_effect")
 
 st.subheader(tr("ablation.rank_header"))
 st.caption(tr("ablation.rank_caption", heads=result.n_layers * result.n_heads))
@@ -74,7 +89,7 @@ if st.button(tr("ablation.rank"), key=RANK_BUTTON, type="primary"):
     for layer in range(result.n_layers):
         try:
             with heavy_work():  # one layer at a time: other sessions get their turn
-                part = rank_heads(model, result, layers=[layer], baseline=baseline)
+                part = rank_heads(model, result, layers=[layer], baseline=baseline, mode=mode)
         except Exception as error:
             show_error(error)
             break

@@ -13,11 +13,16 @@ from viz.labels import METRIC_DEFINITION_KEYS, METRIC_KEYS
 from viz.tables import head_stats_frame, pattern_rules_frame
 
 METRIC_WIDGET = "heads_metric"
+QUERIES_WIDGET = "heads_queries"
 
 language = lang()
 st.header(tr("heads.header"))
 result = require_result()
-stats = head_stats(result)  # over tokens or words, as the views show them
+# Decoders: query 0 sees only itself; the decoder-aware shares average over i >= 1.
+choice = result.causal and st.toggle(
+    tr("heads.queries_toggle"), key=QUERIES_WIDGET, help=tr("stats.queries_help")
+)
+stats = head_stats(result, "choice" if choice else "all")  # over tokens or words, as shown
 
 metric = st.selectbox(
     tr("heads.metric"),

@@ -21,7 +21,7 @@ EFFECTIVE_WIDGET = "heatmaps_effective"
 language = lang()
 st.header(tr("heatmaps.header"))
 result = require_result()
-mode = effective_selector(EFFECTIVE_WIDGET)
+mode = effective_selector(EFFECTIVE_WIDGET, result.n_layers)
 left, right = st.columns(2)
 with left:
     layer = layer_selector(result, LAYER_WIDGET)
@@ -36,6 +36,6 @@ else:
     figure = head_heatmap(shown, layer, head, lang=language)
 st.plotly_chart(figure, key="heatmap")
 st.caption(tr("heatmaps.caption"))
-effective_caption(mode)
+effective_caption(mode, shown)
 with st.expander(tr("heatmaps.tokens")):
     st.dataframe(tokens_table(shown, lang=language), hide_index=True)

@@ -29,7 +29,7 @@ LABEL_KEYS = {
 language = lang()
 st.header(tr("views.header"))
 result = require_result()
-mode = effective_selector(EFFECTIVE_WIDGET)
+mode = effective_selector(EFFECTIVE_WIDGET, result.n_layers)
 base = display_result(result, mode)  # raw, rollout or norm-based; tokens or words
 bertviz_fits = not bertviz_budget(base).reduced
 kinds = ["head", "model"] + (["bertviz-head", "bertviz-model"] if bertviz_fits else [])
@@ -102,4 +102,4 @@ else:
     )
     st.iframe(html, height=view_height(view, base.seq_len, len(layers), base.n_heads))
     st.caption(tr("views.bertviz_caption"))
-effective_caption(mode)
+effective_caption(mode, base)

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import Analysis, AttnScopeError, Generation, with_layers
 from core.methods.effective import EffectiveMode, effective_analysis
-from core.methods.head_stats import HeadStats
+from core.methods.head_stats import HeadStats, QueryScope
 from core.methods.predictions import Predictions, predict
 from core.methods.words import word_analysis
 from ui.services import heavy_work, model_named, model_of
@@ -24,6 +24,8 @@ from ui.state import (
     LAYERS,
     PAYLOADS,
     PREDICTIONS,
+    ROLLOUT_SINK_KEY,
+    ROLLOUT_START_KEY,
     SHOWN,
     WORDS_KEY,
 )
@@ -52,11 +54,23 @@ def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
     return fuller
 
 
+def rollout_options(result: Analysis) -> dict[str, object]:
+    """The attention pages' rollout options (leave the sink out; the first layer rolled),
+    the start clamped to ``result``'s layers."""
+    start = int(st.session_state.get(ROLLOUT_START_KEY, 0))
+    return {
+        "exclude_sink": bool(st.session_state.get(ROLLOUT_SINK_KEY, False)),
+        "start_layer": min(max(start, 0), result.n_layers - 1),
+    }
+
+
 def display_key(result: Analysis, mode: EffectiveMode = "raw") -> tuple:
     """What :func:`display_result` shows for ``result``, as a content key for the caches of
-    things built from it: the analysis' content, the mode, and the sidebar's words choice."""
+    things built from it: the analysis' content, the mode (with rollout's options), and the
+    sidebar's words choice."""
     words = bool(st.session_state.get(WORDS_KEY))
-    return (result.content_key, mode, words, st.session_state.get(CJK_KEY, "character"))
+    options = tuple(rollout_options(result).items()) if mode == "rollout" else ()
+    return (result.content_key, mode, words, st.session_state.get(CJK_KEY, "character"), options)
 
 
 def display_result(result: Analysis, mode: EffectiveMode = "raw") -> Analysis:
@@ -64,7 +78,7 @@ def display_result(result: Analysis, mode: EffectiveMode = "raw") -> Analysis:
     tokens or (sidebar toggle) words. Computed once per session and choice; when a choice
     cannot be made (an input too long for it), says why and shows the raw tokens."""
     key = display_key(result, mode)
-    _, _, words, cjk = key
+    _, _, words, cjk, options = key
     if mode == "raw" and not words:
         return result
     shown = SHOWN.get(key)
@@ -72,7 +86,7 @@ def display_result(result: Analysis, mode: EffectiveMode = "raw") -> Analysis:
         try:
             with heavy_work(), st.spinner(tr("effective.computing")):
                 model = model_of(result)
-                shown = effective_analysis(model, result, mode)
+                shown = effective_analysis(model, result, mode, **dict(options))
                 if words:
                     shown = word_analysis(model, shown, cjk=cjk)
         except AttnScopeError as error:
@@ -91,15 +105,16 @@ def cached_payload(key: tuple, build: Callable[[], Payload]) -> Payload:
     return PAYLOADS.get_or_make(key, build)
 
 
-def head_stats(result: Analysis) -> HeadStats:
-    """Every head's statistics over what the views show for ``result`` (tokens or words)."""
+def head_stats(result: Analysis, queries: QueryScope = "all") -> HeadStats:
+    """Every head's statistics over what the views show for ``result`` (tokens or words),
+    averaged over ``queries`` (every query, or those with a choice)."""
     shown = display_result(result)
 
     def make() -> HeadStats:
         with heavy_work(), st.spinner(tr("heads.computing")):
-            return HeadStats.from_analysis(shown, model_of(result))
+            return HeadStats.from_analysis(shown, model_of(result), queries=queries)
 
-    return HEAD_STATS.get_or_make(display_key(result), make)
+    return HEAD_STATS.get_or_make((display_key(result), queries), make)
 
 
 def predictions(result: Analysis, top_k: int) -> Predictions:

@@ -38,6 +38,9 @@ RESULT_KEY = "result"
 LAYER_KEY = "selected_layer"
 HEAD_KEY = "selected_head"
 EFFECTIVE_KEY = "effective_mode"
+# Rollout's options, shared by the attention pages: leave the sink out; the first layer rolled.
+ROLLOUT_SINK_KEY = "rollout_exclude_sink"
+ROLLOUT_START_KEY = "rollout_start_layer"
 REQUEST_KEY = "last_request"
 GENERATION_KEY = "generation"
 # While tokens stream: (model name, prompt, config, the steps so far). A Stop reruns the script

@@ -9,18 +9,31 @@ import pandas as pd
 import streamlit as st
 
 from core import BUILTIN_MODELS, Analysis
-from core.methods.effective import EFFECTIVE_MODES, EffectiveMode
+from core.methods.effective import EFFECTIVE_MODES, EffectiveMode, rollout_collapse
 from core.policy.i18n import Lang, t
-from ui.state import EFFECTIVE_KEY, HEAD_KEY, LAYER_KEY, VIEW_COMPONENT_KEY, current_result
+from ui.state import (
+    EFFECTIVE_KEY,
+    HEAD_KEY,
+    LAYER_KEY,
+    ROLLOUT_SINK_KEY,
+    ROLLOUT_START_KEY,
+    VIEW_COMPONENT_KEY,
+    current_result,
+)
 from ui.text import kind_label, lang, md, tr
 from viz.attention_view import view_assets
 from viz.tables import to_csv_bytes
 
-EFFECTIVE_CAPTIONS = {"rollout": "effective.caption_rollout", "norm": "effective.caption_norm"}
+EFFECTIVE_CAPTIONS = {
+    "rollout": "effective.caption_rollout",
+    "norm": "effective.caption_norm",
+    "norm_residual": "effective.caption_norm_residual",
+}
 EFFECTIVE_LABELS = {
     "raw": "effective.raw",
     "rollout": "effective.rollout",
     "norm": "effective.norm",
+    "norm_residual": "effective.norm_residual",
 }
 
 
@@ -115,8 +128,9 @@ def _effective_label(mode: str, language: Lang) -> str:
     return t(EFFECTIVE_LABELS[mode], language)
 
 
-def effective_selector(widget_key: str) -> EffectiveMode:
-    """Raw weights, attention rollout or norm-based attention; shared by the attention pages."""
+def effective_selector(widget_key: str, n_layers: int | None = None) -> EffectiveMode:
+    """Raw weights, attention rollout or norm-based attention; shared by the attention pages.
+    For rollout, also whether to leave the sink out and (given ``n_layers``) the first layer."""
     st.session_state[widget_key] = st.session_state[EFFECTIVE_KEY]
     mode = st.segmented_control(
         tr("effective.label"),
@@ -127,13 +141,52 @@ def effective_selector(widget_key: str) -> EffectiveMode:
         args=(widget_key, EFFECTIVE_KEY),
         help=tr("effective.help"),
     )
+    if mode == "rollout":
+        _rollout_options(widget_key, n_layers)
     return mode or "raw"
 
 
-def effective_caption(mode: EffectiveMode) -> None:
-    """What a rollout or norm-based view means (nothing for raw weights)."""
-    if mode != "raw":
-        st.caption(tr(EFFECTIVE_CAPTIONS[mode]))
+def _rollout_options(widget_key: str, n_layers: int | None) -> None:
+    """Leave the sink out; roll out from a chosen layer (both shared by the attention pages)."""
+    sink_key, start_key = f"{widget_key}_sink", f"{widget_key}_start"
+    st.session_state[sink_key] = bool(st.session_state.get(ROLLOUT_SINK_KEY, False))
+    left, right = st.columns(2)
+    with left:
+        st.checkbox(
+            tr("effective.exclude_sink"),
+            key=sink_key,
+            on_change=_remember,
+            args=(sink_key, ROLLOUT_SINK_KEY),
+            help=tr("effective.exclude_sink_help"),
+        )
+    if n_layers is None or n_layers < 2:
+        return
+    start = min(int(st.session_state.get(ROLLOUT_START_KEY, 0)), n_layers - 1)
+    st.session_state[start_key] = start
+    with right:
+        st.number_input(
+            tr("effective.start_layer"),
+            min_value=0,
+            max_value=n_layers - 1,
+            step=1,
+            key=start_key,
+            on_change=_remember,
+            args=(start_key, ROLLOUT_START_KEY),
+            help=tr("effective.start_layer_help"),
+        )
+
+
+def effective_caption(mode: EffectiveMode, shown: Analysis | None = None) -> None:
+    """What a rollout or norm-based view means (nothing for raw weights); for rollout, a warning
+    when it has collapsed onto the sink (:func:`core.methods.rollout.rollout_collapse`)."""
+    if mode == "raw":
+        return
+    st.caption(tr(EFFECTIVE_CAPTIONS[mode]))
+    if mode == "rollout" and shown is not None and not shown.runnable:  # rollout, maybe of words
+        found = rollout_collapse(shown.attentions)
+        if found.collapsed:
+            last = f"{float(found.sink_floor[-1]):.4f}"
+            st.warning(tr("effective.collapsed", layer=found.first_layer, last=last))
 
 
 # --- AttnScope's own head/model view component ----------------------------------------------------

@@ -1,4 +1,5 @@
-"""Line and bar charts: entropy per layer, and a generated token's head-averaged attention."""
+"""Line and bar charts: entropy per layer, a generated token's head-averaged attention, and an
+ablation's effect at every position."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from core.engine.analysis import Analysis
+    from core.methods.ablation import AblationEffect
 
-__all__ = ["layer_entropy_chart", "step_mean_chart"]
+__all__ = ["layer_entropy_chart", "position_effect_chart", "step_mean_chart"]
 
 
 def layer_entropy_chart(result: Analysis, *, lang: Lang = DEFAULT_LANG) -> go.Figure:
@@ -68,6 +70,26 @@ def step_mean_chart(
         height=320,
         margin=MARGIN,
         yaxis={"title": {"text": t("heatmap.weight", lang)}, "rangemode": "tozero"},
+        xaxis={"tickangle": -60},
+    )
+    return fig
+
+
+def position_effect_chart(
+    effect: AblationEffect, labels: Sequence[str], *, lang: Lang = DEFAULT_LANG
+) -> go.Figure:
+    """An ablation's effect at every position (``effect.per_position``): KL divergence of the
+    next-token distribution after each position (decoders) or the cosine similarity of each
+    position's vector (encoders), one bar per token."""
+    kl = effect.position_metric == "kl"
+    name = t("ablation.position_kl" if kl else "ablation.position_cos", lang)
+    values = np.asarray(effect.per_position, dtype=np.float64)  # (T,)
+    fig = go.Figure(go.Bar(x=axis_labels(labels), y=values, name=name))
+    fig.update_layout(
+        title={"text": t("ablation.position_title", lang, metric=name)},
+        height=320,
+        margin=MARGIN,
+        yaxis={"title": {"text": name}, "rangemode": "tozero"},
         xaxis={"tickangle": -60},
     )
     return fig

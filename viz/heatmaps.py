@@ -250,10 +250,14 @@ def difference_heatmap(
 
 
 def entropy_heatmap(
-    result: Analysis, *, normalized: bool = False, lang: Lang = DEFAULT_LANG
+    result: Analysis, *, normalized: bool = False, choice: bool = False, lang: Lang = DEFAULT_LANG
 ) -> go.Figure:
-    """Layer x head heatmap of head entropy (nats) or normalised head entropy (0..1)."""
-    values = result.normalized_head_entropy if normalized else result.head_entropy  # (L, H)
+    """Layer x head heatmap of head entropy (nats) or normalised head entropy (0..1), averaged
+    over every query or (``choice``) over the queries with a choice (``*_choice``)."""
+    if choice:
+        values = result.normalized_head_entropy_choice if normalized else result.head_entropy_choice
+    else:
+        values = result.normalized_head_entropy if normalized else result.head_entropy  # (L, H)
     name = t("entropy.name_normalized" if normalized else "entropy.name", lang)
     return heatmap(
         _as_array(values),

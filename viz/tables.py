@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from core.engine.analysis import Analysis
+from core.engine.analysis import Analysis, Ranking
 from core.engine.stats import max_entropy
 from core.engine.tokens import readable_raw_token
 from core.methods.head_stats import HEAD_METRICS, PATTERN_THRESHOLDS
@@ -60,6 +60,7 @@ COLUMN_KEYS = {
     "layer_entropy": "col.layer_entropy",
     "mean_head_entropy": "col.mean_head_entropy",
     "max_entropy_ln_T": "col.max_entropy",
+    "seen_by": "col.seen_by",
 }
 
 
@@ -87,10 +88,14 @@ def tokens_table(result: Analysis, *, lang: Lang = DEFAULT_LANG) -> pd.DataFrame
 
 
 def head_entropy_matrix(
-    result: Analysis, *, normalized: bool = False, lang: Lang = DEFAULT_LANG
+    result: Analysis, *, normalized: bool = False, choice: bool = False, lang: Lang = DEFAULT_LANG
 ) -> pd.DataFrame:
-    """Layer x head matrix of (normalised) head entropy: rows ``layer l``, columns ``head h``."""
-    values = result.normalized_head_entropy if normalized else result.head_entropy  # (L, H)
+    """Layer x head matrix of (normalised) head entropy: rows ``layer l``, columns ``head h``;
+    with ``choice``, averaged over the queries with a choice (``*_choice``)."""
+    if choice:
+        values = result.normalized_head_entropy_choice if normalized else result.head_entropy_choice
+    else:
+        values = result.normalized_head_entropy if normalized else result.head_entropy  # (L, H)
     return pd.DataFrame(
         values.numpy(),
         index=pd.Index(
@@ -129,10 +134,16 @@ def layer_entropy_table(result: Analysis, *, lang: Lang = DEFAULT_LANG) -> pd.Da
 
 
 def most_attended_table(
-    result: Analysis, top_k: int = 5, *, per_head: bool = False, lang: Lang = DEFAULT_LANG
+    result: Analysis,
+    top_k: int = 5,
+    *,
+    per_head: bool = False,
+    ranking: Ranking = "plain",
+    lang: Lang = DEFAULT_LANG,
 ) -> pd.DataFrame:
-    """Top-``top_k`` key positions by received attention per layer (or per head)."""
-    rows = result.most_attended(top_k, per_head=per_head)
+    """Top-``top_k`` key positions by received attention per layer (or per head); the
+    ``"visible"`` ranking puts the sink first as rank 0 and adds how many queries see each key."""
+    rows = result.most_attended(top_k, per_head=per_head, ranking=ranking)
     frame = pd.DataFrame(
         {
             "layer": [r.layer for r in rows],
@@ -141,9 +152,11 @@ def most_attended_table(
             "position": [r.position for r in rows],
             "token": [r.token for r in rows],
             "share": [r.share for r in rows],
+            "seen_by": [r.seen_by for r in rows],
         }
     )
-    return localized(frame if per_head else frame.drop(columns="head"), lang)
+    dropped = ([] if per_head else ["head"]) + ([] if ranking == "visible" else ["seen_by"])
+    return localized(frame.drop(columns=dropped), lang)
 
 
 def to_csv_bytes(frame: pd.DataFrame, *, index: bool = False) -> bytes:

@@ -22,6 +22,7 @@ from core.engine.tokens import (
     labels_by_decoding,
     labels_from_offsets,
     make_visible,
+    mark_unknown,
     offsets_by_decoding,
 )
 from core.policy.errors import InputError
@@ -40,6 +41,7 @@ __all__ = [
     "token_labels",
     "tokenize",
     "tokenize_ids",
+    "unknown_token",
 ]
 
 
@@ -124,6 +126,7 @@ def tokenize(
         b_start = None
         if pair is not None and token_types is not None:
             b_start = next((t for t, s in enumerate(token_types[0].tolist()) if s == 1), None)
+    labels = mark_unknown(labels, ids, *unknown_token(tokenizer))
     extra = {
         key: encoding[key]
         for key in ("attention_mask", "token_type_ids")
@@ -151,6 +154,12 @@ def decoder(tokenizer: Any) -> Decode:
         return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     return decode
+
+
+def unknown_token(tokenizer: Any) -> tuple[int | None, str | None]:
+    """``tokenizer``'s unknown token as ``(id, name)``, e.g. ``(100, "[UNK]")``; ``None``s where
+    it has none (byte-level BPE can write every text)."""
+    return getattr(tokenizer, "unk_token_id", None), getattr(tokenizer, "unk_token", None)
 
 
 def special_ids(tokenizer: Any) -> frozenset[int]:
@@ -228,12 +237,13 @@ def tokenize_ids(
     special = tuple(i in specials for i in ids)
     sequence_ids = tuple(None if s else 0 for s in special)
     raw = tuple(tokenizer.convert_ids_to_tokens(ids))
+    labels = broken_as_bytes(labels_from_offsets([text], offsets, sequence_ids, raw), raw)
     input_ids = torch.tensor([ids], dtype=torch.long)  # (1, seq_len)
     return Tokenized(
         input_ids=input_ids,
         extra_inputs={"attention_mask": torch.ones_like(input_ids)},
         raw_tokens=raw,
-        tokens=tuple(broken_as_bytes(labels_from_offsets([text], offsets, sequence_ids, raw), raw)),
+        tokens=tuple(mark_unknown(labels, ids, *unknown_token(tokenizer))),
         special=special,
         sentence_b_start=None,
         truncated=n_input > limit,

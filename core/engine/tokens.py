@@ -26,6 +26,7 @@ __all__ = [
     "labels_by_decoding",
     "labels_from_offsets",
     "make_visible",
+    "mark_unknown",
     "offsets_by_decoding",
     "readable_raw_token",
 ]
@@ -131,6 +132,23 @@ def labels_by_decoding(ids: Sequence[int], decode: Callable[[list[int]], str]) -
         groups.append(list(range(t, end)))
         t = end
     return _number_fragments(labels, groups)
+
+
+def mark_unknown(
+    labels: Sequence[str], ids: Sequence[int], unk_id: int | None, unk_token: str | None
+) -> list[str]:
+    """``labels`` with each unknown token marked: the model saw ``[UNK]``, not the characters it
+    stands for, so its label shows both, ``😀 [UNK]`` (a label that already reads ``[UNK]`` stays).
+
+    >>> mark_unknown(["I", "😀", "[UNK]"], [40, 100, 100], 100, "[UNK]")
+    ['I', '😀 [UNK]', '[UNK]']
+    """
+    if unk_id is None or not unk_token:
+        return list(labels)
+    return [
+        f"{label} {unk_token}" if token_id == unk_id and label != unk_token else label
+        for label, token_id in zip(labels, ids, strict=True)
+    ]
 
 
 def _number_fragments(labels: list[str], groups: list[list[int]]) -> list[str]:

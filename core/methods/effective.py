@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 EffectiveMode = Literal["raw", "rollout", "norm", "norm_residual"]
-EFFECTIVE_MODES: tuple[EffectiveMode, ...] = ("raw", "rollout", "norm")
+EFFECTIVE_MODES: tuple[EffectiveMode, ...] = ("raw", "rollout", "norm", "norm_residual")
 
 
 def effective_analysis(

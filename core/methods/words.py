@@ -21,7 +21,8 @@ from torch import Tensor
 
 from core.engine import budget
 from core.engine.streaming import map_layers
-from core.engine.tokenize import special_ids, tokenize_ids
+from core.engine.tokenize import special_ids, tokenize_ids, unknown_token
+from core.engine.tokens import mark_unknown
 from core.methods.segmentation import (
     CjkRule,
     Groups,
@@ -154,6 +155,10 @@ def find_words(loaded: LoadedModel, analysis: Analysis, *, cjk: CjkRule = "chara
     ids = word_ids(texts, offsets, sequence_ids, special, cjk=cjk)
     groups = groups_from_word_ids(ids)
     labels = merge_labels(texts, offsets, sequence_ids, analysis.raw_tokens, groups, special)
+    # A word with an unknown token in it is marked as that token is: "😀 [UNK]".
+    unk_id, unk_token = unknown_token(loaded.tokenizer)
+    unknown = [any(analysis.token_ids[t] == unk_id for t in g) for g in groups]
+    labels = tuple(mark_unknown(labels, [unk_id if u else -1 for u in unknown], unk_id, unk_token))
     return Words(
         groups=groups,
         labels=labels,

@@ -100,7 +100,8 @@ def test_ablation_page_effect_and_ranking(app, minilm):
     app.button(key="ablation_rank").click().run()
     assert not app.exception
     ranking = rank_heads(minilm, analyze(minilm, text))
-    [spec] = plotly_specs(app)
+    effect_chart, spec = plotly_specs(app)  # the effect at every position, then the ranking
+    assert effect_chart["data"][0]["type"] == "bar"
     shown = decode(spec["data"][0]["z"]).astype(np.float64)
     assert np.allclose(shown, ranking.importance.numpy(), atol=1e-6)
     top = app.dataframe[-1].value.iloc[0]

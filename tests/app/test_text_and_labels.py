@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from tests.app.helpers import plotly_specs
+from tests.app.helpers import analyze_in_app, plotly_specs
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -49,3 +49,14 @@ def test_the_end_of_turn_token_is_named_not_printed():
     assert output.lstrip().startswith("Paris.") and "<|im_end|>" not in output
     summary = at.caption[0].value
     assert "<|im_end|>" in summary and "17 new tokens" in summary, summary
+
+
+def test_an_unknown_token_is_marked_in_the_heatmap_and_the_tokens_table(app):
+    analyze_in_app(app, "I love 😀 pizza")
+    [spec] = plotly_specs(app)
+    assert spec["data"][0]["x"][3] == "3: 😀 [UNK]"
+    tokens = app.dataframe[0].value
+    assert list(tokens.iloc[:, 1])[3] == "😀 [UNK]"
+    app.sidebar.toggle(key="words").set_value(True).run()
+    [spec] = plotly_specs(app)
+    assert "3: 😀 [UNK]" in spec["data"][0]["x"]

@@ -61,3 +61,24 @@ def test_the_end_of_turn_token_ends_the_output_and_is_named_not_written(smollm2)
     assert english.generated_text.endswith("<|im_end|>")  # the exact decode keeps it (JSON)
     assert english.output_text == english.generated_text.removesuffix("<|im_end|>")
     assert english.end_token == "<|im_end|>"
+
+
+def test_an_unknown_token_shows_what_the_model_saw_and_the_text_it_stands_for(minilm):
+    from core import analyze
+    from core.methods.words import word_analysis
+    from viz.attention_view import decode_payload, encode_head_view
+    from viz.heatmaps import head_heatmap
+    from viz.tables import tokens_table
+
+    result = analyze(minilm, "I love 😀 pizza, a😀b")
+    assert result.raw_tokens[3] == "[UNK]" and result.token_ids[3] == minilm.tokenizer.unk_token_id
+    assert result.tokens[:5] == ("[CLS]", "I", "love", "😀 [UNK]", "pizza")
+    assert result.tokens[6] == "a😀b [UNK]"  # one unknown token for the whole word
+    words = word_analysis(minilm, result)
+    assert "😀 [UNK]" in words.tokens and "a😀b [UNK]" in words.tokens
+    assert "pizza" in words.tokens
+    # the same label in a table, a heatmap's axis and the canvas view's header
+    assert tokens_table(result)["token"][3] == "😀 [UNK]"
+    assert head_heatmap(result, 0, 0).data[0].x[3] == "3: 😀 [UNK]"
+    header, _ = decode_payload(encode_head_view(result, 0).data)
+    assert header["tokens"][3] == "😀 [UNK]"
