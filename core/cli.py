@@ -1,4 +1,5 @@
-"""Command line: ``python -m core analyze "TEXT" --model minilm [--pair B] [--top-k K] [--json]``.
+"""Command line: ``python -m core analyze "TEXT" --model minilm [--pair B] [--top-k K] [--json]``
+and ``python -m core corpus run|list|show`` (:mod:`core.corpus.cli`).
 
 For scripts, notebooks and headless checks. Tables go to stdout, progress to stderr; any failure
 prints one line and exits with status 2, never a traceback.
@@ -11,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from core.corpus import cli as corpus_cli
 from core.engine.analysis import Analysis
 from core.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, load_model
 from core.engine.run import analyze
@@ -36,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="cuda, mps, cpu or auto (default: best)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     commands.add_parser("models", help="list the built-in models")
+    corpus_cli.add_parser(commands)  # python -m core corpus run|list|show
     return parser
 
 
@@ -119,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
+    if args.command == "corpus":
+        return corpus_cli.main(args)
     if args.command == "models":
         for name, spec in BUILTIN_MODELS.items():
             print(f"{name:10} {spec.title:24} {spec.kind:8} {spec.description}")

@@ -31,6 +31,7 @@ __all__ = [
     "THUMBNAIL_SIZE",
     "capture_attention",
     "layer_statistics",
+    "map_batch_layers",
     "map_layers",
     "run_inputs",
     "recompute_layers",
@@ -48,10 +49,15 @@ class _StopForward(Exception):
 
 @contextmanager
 def capture_attention(
-    model: nn.Module, on_layer: LayerCallback, *, stop_after: int | None = None
+    model: nn.Module,
+    on_layer: LayerCallback,
+    *,
+    stop_after: int | None = None,
+    whole_batch: bool = False,
 ) -> Iterator[None]:
     """Within the block, every forward pass of ``model`` calls ``on_layer(layer, weights)`` with
-    each layer's ``(n_heads, T, T)`` weights (batch item 0) as they are computed.
+    each layer's ``(n_heads, T, T)`` weights (batch item 0) as they are computed, or the whole
+    batch's ``(batch, n_heads, T, T)`` with ``whole_batch``.
 
     With ``stop_after=l`` the pass ends right after layer ``l`` (the block swallows the stop), so
     recomputing one early layer does not pay for the layers above it.
@@ -63,7 +69,7 @@ def capture_attention(
             weights = output[index] if isinstance(output, tuple | list) else None
             if weights is None:
                 raise UnsupportedModelError("error.no_attention_layer", layer=layer)
-            on_layer(layer, weights[0])  # (H, T, T)
+            on_layer(layer, weights if whole_batch else weights[0])  # (B, H, T, T) or (H, T, T)
             if stop_after is not None and layer >= stop_after:
                 raise _StopForward
 
@@ -163,6 +169,35 @@ def map_layers(
     expected = loaded.n_layers if stop_after is None else stop_after + 1
     if len(results) != expected:
         raise UnsupportedModelError("error.layer_count", expected=expected, got=len(results))
+    return results
+
+
+def map_batch_layers(
+    loaded: LoadedModel,
+    inputs: dict[str, Tensor],
+    fn: Callable[[int, Tensor], LayerResult],
+) -> list[LayerResult]:
+    """One forward pass of a padded batch, calling ``fn(layer, weights)`` on each layer's ``(B,
+    n_heads, T, T)`` weights as they are computed; its answers in layer order.
+
+    ``inputs`` are each ``(B, T)``: ``input_ids``, ``attention_mask`` (1 on real tokens, 0 on
+    padding) and, for left padding, ``position_ids`` counting from each text's first real token.
+    The weights of padded queries and keys are whatever the model makes of them: the caller
+    reads each text's own block (see :mod:`core.corpus.batch`). Only one layer's weights are
+    alive at a time.
+    """
+    results: list[LayerResult] = []
+
+    def on_layer(layer: int, weights: Tensor) -> None:
+        results.append(fn(layer, weights))
+
+    with (
+        torch.inference_mode(),
+        capture_attention(loaded.model, on_layer, whole_batch=True),
+    ):
+        loaded.model.base_model(**run_inputs(loaded, inputs))
+    if len(results) != loaded.n_layers:
+        raise UnsupportedModelError("error.layer_count", expected=loaded.n_layers, got=len(results))
     return results
 
 

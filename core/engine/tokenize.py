@@ -33,14 +33,17 @@ if TYPE_CHECKING:
 __all__ = [
     "Tokenized",
     "check_text",
+    "count_tokens",
     "decoder",
     "encode_prompt",
     "end_token_ids",
     "raw_token",
+    "pad_token_id",
     "special_ids",
     "token_labels",
     "tokenize",
     "tokenize_ids",
+    "tokenize_many",
     "unknown_token",
 ]
 
@@ -285,3 +288,34 @@ def encode_prompt(loaded: LoadedModel, prompt: str, *, chat: bool) -> tuple[str,
         [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
     )
     return text, list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def count_tokens(loaded: LoadedModel, texts: Sequence[str], *, block: int = 1024) -> list[int]:
+    """How many tokens each of ``texts`` has as :func:`tokenize` would make them, before
+    truncation (special tokens included): one tokenizer call per ``block`` texts, no offsets, so a
+    corpus can be sorted by length cheaply."""
+    counts: list[int] = []
+    for start in range(0, len(texts), block):
+        part = list(texts[start : start + block])
+        encoded = loaded.tokenizer(part, add_special_tokens=True, truncation=False, verbose=False)
+        counts += [len(ids) for ids in encoded["input_ids"]]
+    return counts
+
+
+def tokenize_many(
+    loaded: LoadedModel, texts: Sequence[str], *, max_tokens: int | None = None
+) -> list[Tokenized]:
+    """:func:`tokenize` of each text, one at a time, so a batch sees exactly the tokens (ids,
+    labels, special mask, truncation) that a single analysis of the same text sees."""
+    return [tokenize(loaded, text, max_tokens=max_tokens) for text in texts]
+
+
+def pad_token_id(loaded: LoadedModel) -> int:
+    """The id a padded position gets: the tokenizer's pad token, else its end-of-sequence token,
+    else 0. Padded positions are masked out, so any valid id does."""
+    tokenizer = loaded.tokenizer
+    for name in ("pad_token_id", "eos_token_id"):
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, int):
+            return value
+    return 0

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEAD_METRICS",
+    "PATTERNS",
     "PATTERN_THRESHOLDS",
     "QUERY_SCOPES",
     "HeadMetric",
@@ -49,6 +50,7 @@ __all__ = [
     "first_token_share",
     "key_share",
     "label_heads",
+    "pattern_index",
     "mean_distance",
     "next_share",
     "previous_share",
@@ -115,6 +117,8 @@ _SHARE_PATTERNS: tuple[HeadPattern, ...] = (
     "punctuation/separator",
 )
 _FALLBACK_PATTERNS: tuple[HeadPattern, ...] = ("broad", "positional-local")
+# Every label, in the order of :func:`pattern_index`.
+PATTERNS: tuple[HeadPattern, ...] = (*_SHARE_PATTERNS, *_FALLBACK_PATTERNS, "mixed")
 
 
 def label_heads(
@@ -135,29 +139,38 @@ def label_heads(
     >>> label_heads(metrics)
     (('first-token sink', 'previous-token', 'broad', 'mixed'),)
     """
-    names = [*_SHARE_PATTERNS, *_FALLBACK_PATTERNS]
-    shape = metrics[thresholds[names[0]].metric].shape  # (L, H)
+    return tuple(
+        tuple(PATTERNS[i] for i in row) for row in pattern_index(metrics, thresholds).tolist()
+    )
+
+
+def pattern_index(
+    metrics: Mapping[HeadMetric, Tensor],
+    thresholds: Mapping[HeadPattern, PatternRule] = PATTERN_THRESHOLDS,
+) -> Tensor:
+    """:func:`label_heads` as indices into :data:`PATTERNS`, a long tensor shaped like the
+    metrics (any leading axes, e.g. ``(texts, n_heads)`` in corpus mode), with no Python loop
+    over heads.
+
+    >>> metrics = {name: torch.zeros(2) for name in HEAD_METRICS}
+    >>> metrics["previous_token"] = torch.tensor([0.9, 0.0])
+    >>> [PATTERNS[i] for i in pattern_index(metrics).tolist()]
+    ['previous-token', 'positional-local']
+    """
     share_values = torch.stack(
         [metrics[thresholds[name].metric].float() for name in _SHARE_PATTERNS]
-    )  # (5, L, H)
+    )  # (5, ...)
     share_hits = torch.stack(
         [thresholds[name].holds(metrics[thresholds[name].metric]) for name in _SHARE_PATTERNS]
-    )  # (5, L, H)
+    )  # (5, ...)
     # argmax returns the first of equal maxima, so ties go to the earlier pattern.
     best = torch.where(share_hits, share_values, torch.full_like(share_values, -1.0)).argmax(0)
-    any_share = share_hits.any(dim=0)  # (L, H)
-    fallback_hits = [thresholds[n].holds(metrics[thresholds[n].metric]) for n in _FALLBACK_PATTERNS]
-    labels: list[tuple[HeadPattern, ...]] = []
-    for layer in range(shape[0]):
-        row: list[HeadPattern] = []
-        for head in range(shape[1]):
-            if any_share[layer, head]:
-                row.append(_SHARE_PATTERNS[int(best[layer, head])])
-                continue
-            fallbacks = zip(_FALLBACK_PATTERNS, fallback_hits, strict=True)
-            row.append(next((n for n, hit in fallbacks if hit[layer, head]), "mixed"))
-        labels.append(tuple(row))
-    return tuple(labels)
+    index = torch.full_like(best, len(PATTERNS) - 1)  # "mixed"
+    for offset in reversed(range(len(_FALLBACK_PATTERNS))):  # the first rule that holds wins
+        name = _FALLBACK_PATTERNS[offset]
+        hit = thresholds[name].holds(metrics[thresholds[name].metric])
+        index = torch.where(hit, len(_SHARE_PATTERNS) + offset, index)
+    return torch.where(share_hits.any(dim=0), best, index)
 
 
 @dataclass(frozen=True, eq=False)

@@ -36,6 +36,8 @@ class Settings:
     queue_timeout_s: float  # how long a request waits for a free slot
     rate_limit: int  # analyses per session ...
     rate_window_s: float  # ... per this many seconds
+    max_corpus_texts: int | None = None  # corpus mode: texts per run (None: any number)
+    allow_ray: bool = True  # corpus mode's Ray engine (its services listen on every interface)
 
 
 # Generous defaults for a laptop or a GPU box: the same limits exist, they rarely bite.
@@ -63,6 +65,8 @@ DEMO = Settings(
     queue_timeout_s=120.0,
     rate_limit=10,
     rate_window_s=60.0,
+    max_corpus_texts=200,
+    allow_ray=False,
 )
 _TRUE = {"1", "true", "yes", "on"}
 _INT_VARIABLES = {
@@ -122,7 +126,9 @@ def load_settings(
         changes["allowed_models"] = names or None
     settings = replace(settings, **changes)
     if settings.demo:  # never loosened by a variable
-        settings = replace(settings, allow_local_paths=False, allow_remote_code=False)
+        settings = replace(
+            settings, allow_local_paths=False, allow_remote_code=False, allow_ray=False
+        )
     return settings
 
 
