@@ -1,21 +1,31 @@
 """The one memory budget and the one size formula for attention weights.
 
 Every place that decides whether weights may be held, built or sent (the analysis' held layers,
-words, norm-based attention, the comparison, BertViz) asks here, so the limit and the arithmetic
-cannot drift apart.
+words, norm-based attention, the comparison, BertViz, the weights download) asks here, so the limit
+and the arithmetic cannot drift apart.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["BYTES_PER_WEIGHT", "DEFAULT_BUDGET_BYTES", "attention_bytes", "fits", "max_seq_len"]
+__all__ = [
+    "BYTES_PER_WEIGHT",
+    "DEFAULT_BUDGET_BYTES",
+    "DOWNLOAD_BUDGET_BYTES",
+    "attention_bytes",
+    "fits",
+    "max_seq_len",
+]
 
 # float32: every weight AttnScope holds on the CPU.
 BYTES_PER_WEIGHT = 4
 # Hold at most this much attention at once (512 MiB: MiniLM to 8k tokens is far below; SmolLM2
 # fits up to ~700 tokens). Beyond it only statistics and the chosen layers are held.
 DEFAULT_BUDGET_BYTES = 512 * 2**20
+# A weights file (npz, safetensors) is built in memory beside the held weights and served by the
+# app: at most half the budget (every layer and head: MiniLM to 965 tokens, SmolLM2 to 498).
+DOWNLOAD_BUDGET_BYTES = DEFAULT_BUDGET_BYTES // 2
 
 
 def attention_bytes(
