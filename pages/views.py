@@ -1,12 +1,20 @@
-"""Head view and model view: AttnScope's own (any length, drawn on canvas from compact binary
-data), and BertViz's originals where the input is short enough for them."""
+"""Head view, model view and neuron view: AttnScope's own (any length, drawn on canvas from
+compact binary data), BertViz's originals through their layer and head filters, and the attention
+weights as a file."""
 
 import streamlit as st
 
 from core.policy.i18n import t
 from ui.derived import cached_payload, display_key, display_result, ensure_layers
-from ui.state import BERTVIZ_HEADS_KEY, BERTVIZ_LAYERS_KEY, HEAD_KEY, LAYER_KEY, VIEW_KIND_KEY
+from ui.state import HEAD_KEY, LAYER_KEY, VIEW_KIND_KEY, WORDS_KEY
 from ui.text import lang, tr
+from ui.views import (
+    bertviz_not_offered_caption,
+    bertviz_offered,
+    bertviz_section,
+    neuron_section,
+    weights_download,
+)
 from ui.widgets import (
     attention_view,
     effective_caption,
@@ -14,7 +22,6 @@ from ui.widgets import (
     layer_selector,
     require_result,
 )
-from viz import bertviz_budget, bertviz_html, estimate_bertviz_bytes, view_height
 from viz.attention_view import encode_head_view, encode_model_view
 
 LAYER_WIDGET = "views_layer"
@@ -22,6 +29,7 @@ EFFECTIVE_WIDGET = "views_effective"
 LABEL_KEYS = {
     "head": "views.head",
     "model": "views.model",
+    "neuron": "views.neuron",
     "bertviz-head": "views.bertviz_head",
     "bertviz-model": "views.bertviz_model",
 }
@@ -31,8 +39,8 @@ st.header(tr("views.header"))
 result = require_result()
 mode = effective_selector(EFFECTIVE_WIDGET, result.n_layers)
 base = display_result(result, mode)  # raw, rollout or norm-based; tokens or words
-bertviz_fits = not bertviz_budget(base).reduced
-kinds = ["head", "model"] + (["bertviz-head", "bertviz-model"] if bertviz_fits else [])
+bertviz = bertviz_offered(base)  # BertViz's filters bring any length it can draw one head of
+kinds = ["head", "model", "neuron"] + (["bertviz-head", "bertviz-model"] if bertviz else [])
 if st.session_state.get(VIEW_KIND_KEY) not in kinds:
     st.session_state[VIEW_KIND_KEY] = "head"
 kind = st.segmented_control(
@@ -43,9 +51,8 @@ kind = st.segmented_control(
     width="stretch",
 )
 kind = kind or "head"
-if not bertviz_fits:
-    size = estimate_bertviz_bytes(base.seq_len, base.n_layers, base.n_heads) / 1e6
-    st.caption(tr("views.bertviz_not_offered", megabytes=f"{size:.0f}"))
+if not bertviz:
+    bertviz_not_offered_caption(base)
 view_key = display_key(result, mode)
 
 if kind == "head":
@@ -67,39 +74,10 @@ elif kind == "model":
     )
     attention_view(payload)
     st.caption(tr("views.model_caption"))
+elif kind == "neuron":  # the model's own tokens and scores, whatever the views show
+    derived = mode != "raw" or bool(st.session_state.get(WORDS_KEY))
+    neuron_section(result, language, derived_shown=derived)
 else:
-    view = "head" if kind == "bertviz-head" else "model"
-    for key, count in (
-        (BERTVIZ_LAYERS_KEY, base.n_layers),
-        (BERTVIZ_HEADS_KEY, base.n_heads),
-    ):
-        if key in st.session_state:  # a choice from another view kind may not fit this one
-            st.session_state[key] = [i for i in st.session_state[key] if i < count]
-    left, right = st.columns(2)
-    with left:
-        layers = st.multiselect(
-            tr("views.layers"),
-            range(base.n_layers),
-            default=list(range(base.n_layers)),
-            key=BERTVIZ_LAYERS_KEY,
-        )
-    with right:
-        heads = st.multiselect(
-            tr("views.heads"),
-            range(base.n_heads),
-            default=list(range(base.n_heads)),
-            key=BERTVIZ_HEADS_KEY,
-        )
-    if not layers or not heads:
-        st.info(tr("views.pick_one"))
-        st.stop()
-    # BertViz is only offered when every layer and head fits its byte budget, so any selection
-    # does too. Built once per selection: a new page (and nonce) each rerun reloads the frame.
-    shown = ensure_layers(base, layers)
-    html = cached_payload(
-        ("bertviz", view_key, view, tuple(layers), tuple(heads)),
-        lambda: bertviz_html(shown, view, layers=tuple(layers), heads=tuple(heads)),
-    )
-    st.iframe(html, height=view_height(view, base.seq_len, len(layers), base.n_heads))
-    st.caption(tr("views.bertviz_caption"))
+    bertviz_section(base, view_key, "head" if kind == "bertviz-head" else "model")
 effective_caption(mode, base)
+weights_download(base)

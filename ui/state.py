@@ -32,6 +32,10 @@ WORDS_KEY = "words"
 CJK_KEY = "cjk"
 BERTVIZ_LAYERS_KEY = "bertviz_layers"
 BERTVIZ_HEADS_KEY = "bertviz_heads"
+NEURON_QUERY_KEY = "neuron_query"
+WEIGHTS_LAYERS_KEY = "weights_layers"
+WEIGHTS_HEADS_KEY = "weights_heads"
+WEIGHTS_FORMAT_KEY = "weights_format"
 CUSTOM_CHOICE = "other"  # the model picker's "Other": a Hub id or folder typed in
 # Session state that is not a widget.
 RESULT_KEY = "result"
@@ -49,7 +53,13 @@ GENERATION_PENDING_KEY = "generation_pending"
 RATE_KEY = "rate_limiter"
 LINK_KEY = "link_applied"
 # Widgets whose defaults depend on the result: reset when a new result arrives.
-RESULT_BOUND_KEYS = (BERTVIZ_LAYERS_KEY, BERTVIZ_HEADS_KEY)
+RESULT_BOUND_KEYS = (
+    BERTVIZ_LAYERS_KEY,
+    BERTVIZ_HEADS_KEY,
+    NEURON_QUERY_KEY,
+    WEIGHTS_LAYERS_KEY,
+    WEIGHTS_HEADS_KEY,
+)
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,23 @@ COMPARISON = SessionStore(
     "The comparison: content_key -> Comparison (both analyses with every layer, each within "
     "the budget, so at most 2 x 512 MiB): one.",
 )
-DERIVED_STORES = (LAYERS, SHOWN, PAYLOADS, HEAD_STATS, PREDICTIONS, ABLATION, RANKING, COMPARISON)
+NEURONS = SessionStore(
+    "neuron_cache",
+    1,
+    "The neuron view's layer: (content_key, layer) -> NeuronLayer (every head's q and k, "
+    "(H + KV)·T·d·4 bytes, and a T x T mask, T²·4: SmolLM2 at 2048 tokens about 23 MB): one.",
+)
+DERIVED_STORES = (
+    LAYERS,
+    SHOWN,
+    PAYLOADS,
+    HEAD_STATS,
+    PREDICTIONS,
+    ABLATION,
+    RANKING,
+    COMPARISON,
+    NEURONS,
+)
 
 
 def current_result() -> Analysis | None:

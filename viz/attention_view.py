@@ -1,4 +1,4 @@
-"""Binary payloads for AttnScope's own head view and model view (``assets/attention_view``).
+"""Binary payloads for AttnScope's own head, model and neuron views (``assets/attention_view``).
 
 BertViz sends every weight of every layer as JSON text (869 MB at 512 tokens). These views send
 only what is on screen, as bytes:
@@ -7,7 +7,9 @@ only what is on screen, as bytes:
   65535)``, exact to 1e-5), or, past :data:`DENSE_LIMIT` weights, each row's top
   :data:`SPARSE_TOP_K` keys with their weights;
 - model view: a max-pooled ``S x S`` thumbnail of every layer x head (8 bits each, scaled to its
-  own maximum) and, at full resolution, the one head that is open.
+  own maximum) and, at full resolution, the one head that is open;
+- neuron view: one query's q, every key's k, their products, scores and softmax, float32
+  (:class:`core.methods.neuron.NeuronView`).
 
 Layout: ``b"ATV1"``, a little-endian ``uint32`` header length, a UTF-8 JSON header (tokens,
 shapes, statistics for tooltips, where each blob starts), zero padding to a multiple of 4, then
@@ -30,6 +32,7 @@ import torch
 from torch import Tensor
 
 from core.engine.analysis import Analysis
+from core.methods.neuron import NeuronView
 from core.policy.i18n import DEFAULT_LANG, Lang, catalogue
 
 __all__ = [
@@ -41,10 +44,11 @@ __all__ = [
     "decode_payload",
     "encode_head_view",
     "encode_model_view",
+    "encode_neuron_view",
     "view_assets",
 ]
 
-ViewMode = Literal["head", "model"]
+ViewMode = Literal["head", "model", "neuron"]
 MAGIC = b"ATV1"
 SCALE = 65535  # 16-bit fixed point: weight w is sent as round(w * SCALE)
 # Up to 16M weights (32 MB) a layer goes dense, so hovering shows every weight; beyond, each
@@ -53,7 +57,7 @@ DENSE_LIMIT = 16 * 2**20
 SPARSE_TOP_K = 32
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "attention_view"
 
-_DTYPES = {"u8": np.uint8, "u16": np.uint16}
+_DTYPES = {"u8": np.uint8, "u16": np.uint16, "f32": np.float32}
 # The component's own words: templates with {placeholders}, filled in by the JS.
 _STRINGS = (
     "view.layer_heads",
@@ -65,6 +69,21 @@ _STRINGS = (
     "view.query",
     "view.key",
     "view.tooltip",
+    "view.sentences",
+    "view.pairs_all",
+    "view.opened_beside",
+    "view.opened_below",
+    "view.neuron_title",
+    "view.neuron_legend",
+    "view.neuron_gqa",
+    "view.neuron_rotary",
+    "view.neuron_q",
+    "view.neuron_k",
+    "view.neuron_qk",
+    "view.neuron_score",
+    "view.neuron_softmax",
+    "view.neuron_masked",
+    "view.neuron_cell",
 )
 
 
@@ -82,8 +101,12 @@ class ViewPayload:
 
 @functools.cache
 def view_assets() -> tuple[str, str]:
-    """The component's JavaScript and CSS, read once from ``assets/attention_view``."""
-    js = (ASSETS / "attention_view.js").read_text(encoding="utf-8")
+    """The component's JavaScript and CSS, read once from ``assets/attention_view``: the neuron
+    view's drawing, then the module that draws the others and dispatches (one ES module)."""
+    js = "\n".join(
+        (ASSETS / name).read_text(encoding="utf-8")
+        for name in ("neuron_view.js", "attention_view.js")
+    )
     css = (ASSETS / "attention_view.css").read_text(encoding="utf-8")
     return js, css
 
@@ -200,4 +223,35 @@ def encode_model_view(
     if selected is not None:
         layer, head = selected
         blobs["detail"] = (_fixed16(result.head(layer, head).unsqueeze(0)), "u16")  # (1, T, T)
+    return _pack(header, blobs)
+
+
+def encode_neuron_view(
+    result: Analysis, view: NeuronView, *, n_kv_heads: int, lang: Lang = DEFAULT_LANG
+) -> ViewPayload:
+    """The neuron view of ``view`` (one query and head of ``result``'s tokens): q ``(d,)``, keys
+    and products ``(T, d)``, scores and probabilities ``(T,)``, float32 (masked scores -inf)."""
+    header = _base_header(result, "neuron", lang)
+    header.update(
+        {
+            "layer": view.layer,
+            "head": view.head,
+            "kv_head": view.kv_head,
+            "n_kv_heads": n_kv_heads,
+            "query_pos": view.query_pos,
+            "head_dim": int(view.query.shape[0]),
+            "scaling": view.scaling,
+            "rotary": view.rotary,
+        }
+    )
+    blobs = {
+        name: (tensor.detach().float().numpy(), "f32")
+        for name, tensor in (
+            ("query", view.query),
+            ("keys", view.keys),
+            ("products", view.products),
+            ("scores", view.scores),
+            ("probabilities", view.probabilities),
+        )
+    }
     return _pack(header, blobs)

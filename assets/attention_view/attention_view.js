@@ -4,7 +4,8 @@
 // attention lines on a <canvas> (only each row's strongest keys above a threshold, so tens of
 // thousands of lines at most) and token labels as text nodes (textContent, never markup).
 // Hovering a token shows its every weight; clicking a head (swatch or thumbnail) selects it in
-// the app through the component state "selected" = {layer, head}.
+// the app through the component state "selected" = {layer, head}. A sentence pair can be narrowed
+// to one direction (A→B, B→A, A→A, B→B), as in BertViz. The neuron view is in neuron_view.js.
 
 const PALETTE = [
   "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -12,6 +13,21 @@ const PALETTE = [
 ];
 const TOP_K_CHOICES = [1, 3, 5, 10];
 const HOVER_MIN = 0.001; // on hover, lines down to this weight are drawn (all values are listed)
+// Sentence pair filters: which side the queries (left) and keys (right) come from.
+const PAIRS = [
+  ["aa", "A → A"],
+  ["ab", "A → B"],
+  ["ba", "B → A"],
+  ["bb", "B → B"],
+];
+// Model view: thumbnails sit PAD px in from the canvas edge and GAP px apart, and the selection
+// outline (OUTLINE px wide) is drawn in that margin, never over a thumbnail's first row or column.
+const GRID_PAD = 4;
+const GRID_GAP = 4;
+const OUTLINE = 2;
+const DETAIL_WIDTH = 420; // the opened head's line view beside the grid: two 120 px columns
+const ROW_LABELS = 40;
+const MIN_CELL = 24;
 
 // A catalogue template ("Layer {layer}") filled with values; the result only ever reaches
 // textContent or a title attribute.
@@ -21,6 +37,13 @@ function fmt(template, values) {
 
 function headColor(h) {
   return PALETTE[h % PALETTE.length];
+}
+
+// Rows [lo, hi) of each side of a pair filter, for a pair starting sentence B at `start`.
+function pairRanges(pair, start, n) {
+  const side = (s) => (s === "a" ? [0, start] : [start, n]);
+  if (!pair || pair === "all" || start === null || start === undefined) return [[0, n], [0, n]];
+  return [side(pair[0]), side(pair[1])];
 }
 
 function parsePayload(bytes) {
@@ -35,7 +58,8 @@ function parsePayload(bytes) {
     const start = base + blob.offset;
     // slice() copies into a fresh, aligned buffer (the payload's own offset may be odd)
     const raw = bytes.slice(start, start + blob.length).buffer;
-    blobs[name] = blob.dtype === "u16" ? new Uint16Array(raw) : new Uint8Array(raw);
+    const Typed = { u16: Uint16Array, u8: Uint8Array, f32: Float32Array }[blob.dtype];
+    blobs[name] = new Typed(raw);
   }
   return { header, blobs };
 }
@@ -79,9 +103,9 @@ class LayerWeights {
     return null; // not among the keys that were sent
   }
 
-  // The K strongest keys of every row of head h, largest first.
-  top(h, K) {
-    const key = h * 1000 + K;
+  // The K strongest keys in [lo, hi) of every row of head h, largest first.
+  top(h, K, lo = 0, hi = this.n) {
+    const key = `${h}:${K}:${lo}:${hi}`;
     if (this.rowTop.has(key)) return this.rowTop.get(key);
     const n = this.n;
     const idx = new Int32Array(n * K).fill(-1);
@@ -90,7 +114,7 @@ class LayerWeights {
       const out = i * K;
       if (this.dense) {
         const row = (h * n + i) * n;
-        for (let j = 0; j < n; j++) {
+        for (let j = lo; j < hi; j++) {
           const w = this.dense[row + j];
           if (w === 0 || w <= val[out + K - 1] * this.scale) continue;
           let r = K - 1;
@@ -104,9 +128,13 @@ class LayerWeights {
         }
       } else {
         const base = (h * n + i) * this.k;
-        for (let r = 0; r < Math.min(K, this.k); r++) {
-          idx[out + r] = this.topIndices[base + r];
-          val[out + r] = this.topValues[base + r] / this.scale;
+        let r = 0;
+        for (let s = 0; s < this.k && r < K; s++) {
+          const j = this.topIndices[base + s];
+          if (j < lo || j >= hi) continue;
+          idx[out + r] = j;
+          val[out + r] = this.topValues[base + s] / this.scale;
+          r++;
         }
       }
     }
@@ -118,11 +146,13 @@ class LayerWeights {
 
 // --- line view: tokens in two columns, lines weighted by attention ------------------------------
 
-function buildLineView(container, header, weights, heads, ui, onHeadClick) {
+function buildLineView(container, header, weights, heads, ui, onHeadClick, geometry) {
   const n = header.seq_len;
   const rowH = rowHeight(n);
   const tokens = header.tokens;
-  const canvasWidth = 320;
+  const { col: colWidth, canvas: canvasWidth } = geometry || { col: 160, canvas: 320 };
+  const start = header.sentence_b_start;
+  const isPair = typeof start === "number" && start > 0 && start < n;
 
   const controls = el("div", "atv-controls");
   const swatches = el("div", "atv-swatches");
@@ -182,6 +212,23 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
   thresholdLabel.appendChild(threshold);
   thresholdLabel.appendChild(thresholdValue);
   controls.appendChild(thresholdLabel);
+  if (isPair) {
+    const pairLabel = el("label", "atv-control", `${header.strings.sentences} `);
+    const pairSelect = el("select", "atv-pairs");
+    [["all", header.strings.pairs_all], ...PAIRS].forEach(([value, label]) => {
+      const option = el("option", null, label);
+      option.value = value;
+      if (value === ui.pair) option.selected = true;
+      pairSelect.appendChild(option);
+    });
+    pairSelect.addEventListener("change", () => {
+      ui.pair = pairSelect.value;
+      applyDim();
+      draw(null);
+    });
+    pairLabel.appendChild(pairSelect);
+    controls.appendChild(pairLabel);
+  }
   if (weights.topIndices) {
     controls.appendChild(
       el("span", "atv-note", fmt(header.strings.sparse_note, { k: weights.k }))
@@ -192,6 +239,8 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
   const scroller = el("div", "atv-scroller");
   const body = el("div", "atv-lines");
   body.style.height = `${n * rowH}px`;
+  body.style.minWidth = `${2 * colWidth + canvasWidth}px`;
+  body.style.setProperty("--atv-col", `${colWidth}px`);
   body.style.setProperty("--atv-row", `${rowH}px`);
   body.style.setProperty("--atv-font", `${Math.max(7, Math.min(14, rowH - 5))}px`);
   const left = el("div", "atv-col atv-left");
@@ -234,6 +283,16 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
   container.appendChild(scroller);
 
   const y = (i) => (i + 0.5) * rowH;
+  // [lo, hi) of the queries and of the keys the pair filter lets through (everything: no pair)
+  const ranges = () => pairRanges(isPair ? ui.pair : "all", start, n);
+
+  function applyDim() {
+    const [[qLo, qHi], [kLo, kHi]] = ranges();
+    for (let i = 0; i < n; i++) {
+      leftLabels[i].classList.toggle("atv-dim", i < qLo || i >= qHi);
+      rightLabels[i].classList.toggle("atv-dim", i < kLo || i >= kHi);
+    }
+  }
 
   function clearWeights() {
     for (let i = 0; i < n; i++) {
@@ -260,17 +319,18 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
     ctx.clearRect(0, 0, canvasWidth, n * rowH);
     clearWeights();
     const visible = heads.filter((h) => ui.visible.has(h));
+    const [[qLo, qHi], [kLo, kHi]] = ranges();
     let lines = 0;
     if (focus === null) {
       for (const h of visible) {
-        const { idx, val } = weights.top(heads.indexOf(h), ui.topK);
+        const { idx, val } = weights.top(heads.indexOf(h), ui.topK, kLo, kHi);
         ctx.strokeStyle = headColor(h);
         // bucket by opacity: one stroke per bucket keeps tens of thousands of lines fast
         for (let bucket = 9; bucket >= 0; bucket--) {
           ctx.globalAlpha = 0.1 + bucket * 0.09;
           ctx.lineWidth = bucket >= 5 ? 2 : 1;
           ctx.beginPath();
-          for (let i = 0; i < n; i++) {
+          for (let i = qLo; i < qHi; i++) {
             for (let r = 0; r < ui.topK; r++) {
               const w = val[i * ui.topK + r];
               const j = idx[i * ui.topK + r];
@@ -289,9 +349,12 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
       const counts = new Uint16Array(n);
       const other = focus.query !== undefined ? focus.query : focus.key;
       (focus.query !== undefined ? leftLabels : rightLabels)[other].classList.add("atv-hover");
-      for (const h of visible) {
+      // a hovered query lists the keys the filter lets through, a hovered key those queries
+      const [ownLo, ownHi] = focus.query !== undefined ? [qLo, qHi] : [kLo, kHi];
+      const [lo, hi] = focus.query !== undefined ? [kLo, kHi] : [qLo, qHi];
+      for (const h of other >= ownLo && other < ownHi ? visible : []) {
         const slot = heads.indexOf(h);
-        for (let t = 0; t < n; t++) {
+        for (let t = lo; t < hi; t++) {
           const w =
             focus.query !== undefined ? weights.weight(slot, other, t) : weights.weight(slot, t, other);
           if (w === null) continue;
@@ -326,6 +389,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick) {
     label.addEventListener("mouseenter", () => draw({ key: j }));
     label.addEventListener("mouseleave", () => draw(null));
   });
+  applyDim();
   draw(null);
   return { draw };
 }
@@ -340,23 +404,39 @@ function viridisLike(v) {
   return [r, g, b];
 }
 
-function buildModelView(container, header, blobs, setSelected) {
+// Where the opened head goes: beside the grid when both fit in `width` (thumbnails of at least
+// MIN_CELL px), else under it. Returns the thumbnail size too.
+function modelLayout(width, nHeads, withDetail) {
+  const pitch = (room) => Math.floor((room - ROW_LABELS - 2 * GRID_PAD) / nHeads);
+  const besideRoom = width - DETAIL_WIDTH - 24;
+  const beside = withDetail && pitch(besideRoom) - GRID_GAP >= MIN_CELL;
+  const room = beside ? besideRoom : width;
+  const cell = Math.max(MIN_CELL, Math.min(72, pitch(room) - GRID_GAP));
+  return { beside, cell };
+}
+
+function buildModelView(container, header, blobs, setSelected, cell) {
   const nLayers = header.n_layers;
   const nHeads = header.n_heads;
   const thumbs = blobs.thumbnails;
   const s = header.blobs.thumbnails.shape[2];
-  const available = Math.max(320, (container.clientWidth || 900) - 60);
-  const cell = Math.max(24, Math.min(72, Math.floor(available / nHeads) - 4));
-  const gap = 4;
+  const gap = GRID_GAP;
+  const pad = GRID_PAD;
+  const x = (h) => pad + h * (cell + gap);
+  const y = (l) => pad + l * (cell + gap);
 
   const grid = el("div", "atv-grid");
   const canvas = el("canvas", "atv-thumbs");
-  const width = nHeads * (cell + gap);
-  const height = nLayers * (cell + gap);
+  const width = 2 * pad + nHeads * (cell + gap) - gap;
+  const height = 2 * pad + nLayers * (cell + gap) - gap;
   canvas.width = width;
   canvas.height = height;
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
+  // the geometry, for tests and anyone reading pixels back
+  canvas.dataset.cell = String(cell);
+  canvas.dataset.gap = String(gap);
+  canvas.dataset.pad = String(pad);
   const ctx = canvas.getContext("2d");
   ctx.imageSmoothingEnabled = false;
   const tile = document.createElement("canvas");
@@ -375,28 +455,33 @@ function buildModelView(container, header, blobs, setSelected) {
         image.data[p * 4 + 3] = 255;
       }
       tileCtx.putImageData(image, 0, 0);
-      ctx.drawImage(tile, h * (cell + gap), l * (cell + gap), cell, cell);
+      ctx.drawImage(tile, x(h), y(l), cell, cell);
     }
   }
   if (header.selected) {
     const [l, h] = header.selected;
+    // A stroke is centred on its path: this one covers [x - 3, x - 1] around the thumbnail, in
+    // the padding and the gaps, so the first key column ([CLS], the sink) stays visible.
     ctx.strokeStyle = "#d62728";
-    ctx.lineWidth = 3;
-    ctx.strokeRect(h * (cell + gap) - 1, l * (cell + gap) - 1, cell + 2, cell + 2);
+    ctx.lineWidth = OUTLINE;
+    const off = OUTLINE / 2 + 1;
+    ctx.strokeRect(x(h) - off, y(l) - off, cell + 2 * off, cell + 2 * off);
   }
 
   const columns = el("div", "atv-axis atv-columns");
   columns.style.width = `${width}px`;
+  columns.style.paddingLeft = `${pad}px`;
   for (let h = 0; h < nHeads; h++) {
     const label = el("span", null, `H${h}`);
     label.style.width = `${cell + gap}px`;
     columns.appendChild(label);
   }
   const rows = el("div", "atv-axis atv-rows");
+  rows.style.paddingTop = `${pad}px`;
   for (let l = 0; l < nLayers; l++) {
     const label = el("span", null, `L${l}`);
     label.style.height = `${cell + gap}px`;
-    label.style.lineHeight = `${cell + gap}px`;
+    label.style.lineHeight = `${cell}px`;
     rows.appendChild(label);
   }
   const tooltip = el("div", "atv-tooltip");
@@ -404,8 +489,8 @@ function buildModelView(container, header, blobs, setSelected) {
 
   const at = (event) => {
     const box = canvas.getBoundingClientRect();
-    const h = Math.floor((event.clientX - box.left) / (cell + gap));
-    const l = Math.floor((event.clientY - box.top) / (cell + gap));
+    const h = Math.floor((event.clientX - box.left - pad + gap / 2) / (cell + gap));
+    const l = Math.floor((event.clientY - box.top - pad + gap / 2) / (cell + gap));
     return l >= 0 && l < nLayers && h >= 0 && h < nHeads ? [l, h] : null;
   };
   canvas.addEventListener("mousemove", (event) => {
@@ -439,8 +524,16 @@ function buildModelView(container, header, blobs, setSelected) {
   frame.appendChild(rows);
   frame.appendChild(canvas);
   grid.appendChild(frame);
-  grid.appendChild(tooltip);
-  container.appendChild(grid);
+  const scroll = el("div", "atv-grid-scroll"); // many layers scroll here, not down the page
+  scroll.appendChild(grid);
+  container.appendChild(scroll);
+  container.appendChild(tooltip);
+}
+
+// Column and canvas widths of a line view that is `width` px wide.
+function lineGeometry(width) {
+  const col = Math.max(96, Math.min(160, Math.floor((width - 180) / 2)));
+  return { col, canvas: Math.max(160, Math.min(320, width - 2 * col)) };
 }
 
 // --- entry point --------------------------------------------------------------------------------
@@ -467,7 +560,12 @@ export default function (component) {
   root.dataset.viewId = header.view_id;
   root.dataset.state = "drawing";
   root.replaceChildren();
-  const ui = root.__ui || { visible: null, topK: header.seq_len > 256 ? 3 : 5, threshold: 0.05 };
+  const ui = root.__ui || {
+    visible: null,
+    topK: header.seq_len > 256 ? 3 : 5,
+    threshold: 0.05,
+    pair: "all",
+  };
   root.__ui = ui;
   const select = (layer, head) => setStateValue("selected", { layer, head });
 
@@ -488,20 +586,45 @@ export default function (component) {
     buildLineView(view, header, new LayerWeights(header, blobs, header.n_heads), heads, ui, (h) =>
       select(header.layer, h)
     );
-  } else {
-    const layout = el("div", "atv-model");
+  } else if (header.mode === "model") {
+    const withDetail = Boolean(header.selected && blobs.detail);
+    const width = root.clientWidth || parentElement.clientWidth || 900;
+    const { beside, cell } = modelLayout(width, header.n_heads, withDetail);
+    root.dataset.placement = withDetail ? (beside ? "beside" : "below") : "none";
+    if (withDetail) {
+      const [layer, head] = header.selected;
+      const where = beside ? header.strings.opened_beside : header.strings.opened_below;
+      root.appendChild(el("div", "atv-opened", fmt(where, { layer, head })));
+    }
+    const layout = el("div", beside ? "atv-model atv-beside" : "atv-model");
     root.appendChild(layout);
     const gridBox = el("div", "atv-model-grid");
     layout.appendChild(gridBox);
-    buildModelView(gridBox, header, blobs, select);
-    if (header.selected && blobs.detail) {
+    const clicked = (layer, head) => {
+      root.__scrollToDetail = true;
+      select(layer, head);
+    };
+    buildModelView(gridBox, header, blobs, clicked, cell);
+    if (withDetail) {
       const [layer, head] = header.selected;
       const detail = el("div", "atv-model-detail");
       detail.appendChild(el("div", "atv-title", fmt(header.strings.layer_head, { layer, head })));
       layout.appendChild(detail);
-      const detailUi = { visible: new Set([head]), topK: ui.topK, threshold: ui.threshold };
-      buildLineView(detail, header, new LayerWeights(header, blobs, 1), [head], detailUi, null);
+      const detailUi = {
+        visible: new Set([head]),
+        topK: ui.topK,
+        threshold: ui.threshold,
+        pair: ui.pair,
+      };
+      const geometry = lineGeometry(beside ? DETAIL_WIDTH : width);
+      const weights = new LayerWeights(header, blobs, 1);
+      buildLineView(detail, header, weights, [head], detailUi, null, geometry);
+      // opened by a click and drawn under the grid: bring it into view
+      if (root.__scrollToDetail && !beside) detail.scrollIntoView({ block: "nearest" });
     }
+    root.__scrollToDetail = false;
+  } else if (header.mode === "neuron") {
+    buildNeuronView(root, header, blobs);
   }
   root.dataset.state = "drawn";
   root.dataset.renderMs = String(Math.round(performance.now() - started));

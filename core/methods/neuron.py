@@ -70,8 +70,7 @@ class NeuronLayer:
     """Every head's queries and keys in one layer, as its attention uses them.
 
     ``queries[h, i]`` and ``keys[g, j]`` are per-head vectors (after RoPE when ``rotary``);
-    ``mask[i, j]`` is 0 where query i may see key j and ``-inf`` where not; ``attention`` is the
-    layer's weights from the same pass, ``(n_heads, T, T)``.
+    ``mask[i, j]`` is 0 where query i may see key j and ``-inf`` where not.
     """
 
     layer: int
@@ -80,7 +79,6 @@ class NeuronLayer:
     mask: Tensor  # (T, T)
     scaling: float
     rotary: bool
-    attention: Tensor  # (n_heads, T, T)
 
     @property
     def n_heads(self) -> int:
@@ -174,9 +172,8 @@ def neuron_layer(loaded: LoadedModel, analysis: Analysis, layer: int) -> NeuronL
         hooks.forward(modules.query, keep_query)
         hooks.forward(modules.key, keep_key)
         hooks.forward_pre(modules.attention, keep_call, with_kwargs=True)
-        attention = recompute_layers(loaded, inputs, [layer])[layer]  # (H, T, T)
-    n_heads = attention.shape[0]
-    head_dim = captured["q"].shape[-1] // n_heads
+        recompute_layers(loaded, inputs, [layer])  # the pass, stopped after `layer`
+    head_dim = captured["q"].shape[-1] // loaded.n_heads
     queries = _heads(captured["q"], head_dim)  # (H, T, d)
     keys = _heads(captured["k"], head_dim)  # (KV, T, d)
     if modules.rotary:
@@ -189,7 +186,6 @@ def neuron_layer(loaded: LoadedModel, analysis: Analysis, layer: int) -> NeuronL
         mask=_additive_mask(captured["mask"], seq_len),
         scaling=float(scaling),
         rotary=modules.rotary,
-        attention=attention,
     )
 
 

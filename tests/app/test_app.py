@@ -159,12 +159,12 @@ def test_bertviz_views_offered_for_short_input_and_drawn_offline(app):
     assert '"include_heads": [1, 5]' in frame.proto.srcdoc
 
 
-def test_long_input_keeps_our_views_and_explains_bertviz(app):
+def test_long_input_keeps_our_views_and_offers_bertviz_filtered(app):
     analyze_in_app(app, "many words here " * 130)  # ~390 tokens: ~88 MB as BertViz JSON
     app.switch_page(VIEWS).run()
     options = app.button_group(key="view_kind").options
-    assert "BertViz head view" not in options
-    assert any("MB to the browser" in caption.value for caption in app.caption)
+    assert "BertViz head view" in options  # through its filters (tests/app/test_views_app.py)
+    assert not any("MB to the browser" in caption.value for caption in app.caption)
     header, _ = view_payload(app)
     assert header["seq_len"] == app.session_state["result"].seq_len > 300
 

@@ -28,7 +28,6 @@ def test_softmax_of_q_dot_k_is_the_attention_row(tiny):
         captured = neuron_layer(tiny, analysis, layer)
         assert captured.queries.shape == (tiny.n_heads, analysis.seq_len, captured.head_dim)
         assert captured.keys.shape[0] == tiny.n_kv_heads
-        assert torch.allclose(captured.attention, analysis.layer(layer), atol=1e-6)
         for head in range(tiny.n_heads):
             for query in range(analysis.seq_len):
                 view = captured.view(head, query)
