@@ -27,7 +27,7 @@ MODE_LABELS = {"zero": "ablation.mode_zero", "mean": "ablation.mode_mean"}
 
 language = lang()
 st.header(tr("ablation.header"))
-result = require_result()
+result = require_result(in_words=False)  # heads are ablated over tokens
 st.caption(tr("ablation.caption_decoder" if result.causal else "ablation.caption_encoder"))
 model = model_of(result)
 mode = st.radio(

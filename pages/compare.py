@@ -28,7 +28,7 @@ SAME_MODEL = "same"
 
 language = lang()
 st.header(tr("compare.header"))
-result = require_result()
+result = require_result(in_words=False)  # positions are aligned over tokens
 st.caption(tr("compare.caption"))
 st.session_state.setdefault(TEXT_WIDGET, result.text)
 text_b = st.text_area(tr("compare.text_b"), key=TEXT_WIDGET, height=100)

@@ -13,7 +13,7 @@ TOP_K_WIDGET = "predict_top_k"
 
 language = lang()
 st.header(tr("predict.header"))
-result = require_result()
+result = require_result(in_words=False)  # a prediction per token
 if result.kind != "decoder":
     st.info(tr("predict.decoders_only"))
     st.stop()

@@ -14,7 +14,7 @@ from core import Analysis, AttnScopeError, Generation, with_layers
 from core.methods.effective import EffectiveMode, effective_analysis
 from core.methods.head_stats import HeadStats, QueryScope
 from core.methods.predictions import Predictions, predict
-from core.methods.words import word_analysis
+from core.methods.words import find_words, word_analysis
 from ui.services import heavy_work, model_named, model_of
 from ui.state import (
     CJK_KEY,
@@ -71,6 +71,13 @@ def display_key(result: Analysis, mode: EffectiveMode = "raw") -> tuple:
     words = bool(st.session_state.get(WORDS_KEY))
     options = tuple(rollout_options(result).items()) if mode == "rollout" else ()
     return (result.content_key, mode, words, st.session_state.get(CJK_KEY, "character"), options)
+
+
+def word_count(result: Analysis) -> int:
+    """How many words the views show for ``result`` with the sidebar's words choice (grouping
+    only: no attention is merged)."""
+    cjk = st.session_state.get(CJK_KEY, "character")
+    return find_words(model_of(result), result, cjk=cjk).n_words
 
 
 def display_result(result: Analysis, mode: EffectiveMode = "raw") -> Analysis:

@@ -11,6 +11,7 @@ import streamlit as st
 from core import BUILTIN_MODELS, Analysis
 from core.methods.effective import EFFECTIVE_MODES, EffectiveMode, rollout_collapse
 from core.policy.i18n import Lang, t
+from ui.derived import word_count
 from ui.state import (
     EFFECTIVE_KEY,
     HEAD_KEY,
@@ -18,6 +19,7 @@ from ui.state import (
     ROLLOUT_SINK_KEY,
     ROLLOUT_START_KEY,
     VIEW_COMPONENT_KEY,
+    WORDS_KEY,
     current_result,
 )
 from ui.text import kind_label, lang, md, tr
@@ -48,30 +50,33 @@ def table_with_csv(table: pd.DataFrame, label: str, file_name: str) -> None:
     csv_download(label, table, file_name)
 
 
-def require_result() -> Analysis:
+def require_result(*, in_words: bool = True) -> Analysis:
     """The current result under its header, or a hint and a stop when nothing has been
-    analysed yet."""
+    analysed yet. ``in_words``: the page shows words when the sidebar asks for them (the header
+    then counts words too); pages that always show tokens pass ``False``."""
     result = current_result()
     if result is None:
         st.info(tr("page.no_result"))
         st.stop()
-    header(result)
+    header(result, in_words=in_words)
     return result
 
 
-def header(result: Analysis) -> None:
-    """One line on what was analysed, and a warning when the input was cut to the limit."""
+def header(result: Analysis, *, in_words: bool = True) -> None:
+    """One line on what was analysed (in words too when the page shows words: ``in_words`` and
+    the sidebar's choice), and a warning when the input was cut to the limit."""
     spec = BUILTIN_MODELS.get(result.model_name)
-    st.caption(
-        tr(
-            "page.summary",
-            model=spec.title if spec else md(result.model_name),
-            kind=kind_label(result.kind, lang()),
-            layers=result.n_layers,
-            heads=result.n_heads,
-            tokens=result.seq_len,
-        )
-    )
+    summary = {
+        "model": spec.title if spec else md(result.model_name),
+        "kind": kind_label(result.kind, lang()),
+        "layers": result.n_layers,
+        "heads": result.n_heads,
+        "tokens": result.seq_len,
+    }
+    if in_words and st.session_state.get(WORDS_KEY):
+        st.caption(tr("page.summary_words", words=word_count(result), **summary))
+    else:
+        st.caption(tr("page.summary", **summary))
     if result.truncated:
         st.warning(
             tr(

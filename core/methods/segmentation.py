@@ -9,11 +9,17 @@ SentencePiece and byte-level BPE give the same words wherever their pieces allow
 (:func:`character_words`):
 
 1. Whitespace separates words and belongs to none.
-2. Punctuation (Unicode category ``P*``: ``. , ! ? ' - ( ) 「 」 。``) is a word of its own, a run
-   of it (``...``, ``?!``) one word, except between two letters or digits of the same chunk:
-   ``isn't``, ``3.14``, ``e.g``, ``state-of-the-art`` stay whole; ``e.g.`` is ``e.g`` + ``.``.
-   Symbols (category ``S*``: ``$ + = < >``) are not punctuation and stay in the word they touch:
-   ``C++``, ``$5``; ``%`` is punctuation, so ``5%`` is ``5`` + ``%``.
+2. Punctuation (Unicode category ``P*``: ``. , ! ? ' - : ;``) and operators (math symbols
+   ``+ = < > | ~`` and ``^``) are a word of their own, a run of them (``...``, ``?!``, ``==``,
+   ``+=``, ``->``) one word. Brackets and quotes (``( ) [ ] { } 「 」 “ ”``) are each a word of
+   their own, never a run: ``))`` is two words, ``):`` is ``)`` + ``:``. So code splits at
+   identifiers and operators: ``print(add(1, 2))`` is ``print ( add ( 1 , 2 ) )``. The
+   underscore is part of a word (``max_len``, ``__init__``).
+   One apostrophe, hyphen or full stop between two letters or digits of the same chunk joins
+   them: ``isn't``, ``3.14``, ``e.g``, ``state-of-the-art`` stay whole; ``e.g.`` is ``e.g`` + ``.``;
+   so does one comma or colon between digits (``1,000``, ``12:30``). A run of ``+`` or ``#``
+   ending a word stays in it (``C++``, ``C#``). Other symbols (currency, emoji) stay in the word
+   they touch: ``$5``; ``%`` is punctuation, so ``5%`` is ``5`` + ``%``.
 3. CJK text has no spaces. With ``cjk="character"`` (default) every Han character, hiragana and
    katakana is a word of its own: predictable, the same in Chinese and Japanese, and never wrong
    about a word boundary. With ``cjk="script"`` a run of one script is one word (``吾輩`` |
@@ -58,8 +64,14 @@ __all__ = [
 CjkRule = Literal["character", "script"]
 Groups = tuple[tuple[int, ...], ...]  # token positions of each word, words in order
 
-_CharClass = Literal["space", "punct", "word", "han", "hiragana", "katakana"]
+_CharClass = Literal["space", "punct", "bracket", "word", "han", "hiragana", "katakana"]
 _CJK: frozenset[str] = frozenset({"han", "hiragana", "katakana"})
+# One of these between two letter/digit runs joins them (isn't, state-of-the-art, 3.14, e.g) ...
+_JOINERS = frozenset("'’.-‐‑")
+# ... and one of these between two digits (1,000, 12:30).
+_DIGIT_JOINERS = frozenset(",:")
+# A run of these right after a word, with no word after it, stays in the word: C++, C#, F#.
+_WORD_SUFFIXES = frozenset("+#")
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,12 @@ def _char_class(ch: str) -> _CharClass:
         or code in (0x3005, 0x3006, 0x3007)  # 々 〆 〇
     ):
         return "han"
-    if unicodedata.category(ch).startswith("P"):
+    category = unicodedata.category(ch)
+    if category in ("Ps", "Pe", "Pi", "Pf"):  # brackets and quotes
+        return "bracket"
+    if category == "Pc":  # the underscore joins identifiers
+        return "word"
+    if category.startswith("P") or category == "Sm" or ch in "^`":  # punctuation, operators
         return "punct"
     return "word"
 
@@ -127,7 +144,7 @@ def character_words(text: str, *, cjk: CjkRule = "character") -> list[int]:
         prev = units[-1] if units else None
         adjacent = prev is not None and prev[2] == i
         same_run = adjacent and prev[0] == cls
-        if cls in _CJK and cjk == "character" and not marks[i]:
+        if (cls in _CJK and cjk == "character" or cls == "bracket") and not marks[i]:
             same_run = False
         # The prolonged sound mark ー continues a hiragana run as well as a katakana one.
         if adjacent and cjk == "script" and text[i] == "ー" and prev[0] in _CJK:
@@ -137,16 +154,33 @@ def character_words(text: str, *, cjk: CjkRule = "character") -> list[int]:
         else:
             units.append((cls, i, i + 1))
 
-    # Punctuation between two letter/digit runs of one chunk joins them into one word.
+    # "C++", "C#": a run of + or # ending a word (nothing of a word right after it) joins it.
+    for k in range(len(units) - 1, 0, -1):
+        cls, start, end = units[k]
+        before = units[k - 1]
+        after = units[k + 1] if k + 1 < len(units) else None
+        if (
+            cls == "punct"
+            and set(text[start:end]) <= _WORD_SUFFIXES
+            and before[0] == "word"
+            and before[2] == start
+            and (after is None or after[1] > end or after[0] not in ("word", *_CJK))
+        ):
+            units[k - 1 : k + 1] = [("word", before[1], end)]
+
+    # One joiner between two letter/digit runs of one chunk joins them into one word.
     def interior(k: int) -> bool:
         if units[k][0] != "punct" or k == 0 or k == len(units) - 1:
             return False
         before, after = units[k - 1], units[k + 1]
+        mark = text[units[k][1] : units[k][2]]
+        digits = text[before[2] - 1].isdigit() and text[after[1]].isdigit()
         return (
             before[0] == "word"
             and after[0] == "word"
             and before[2] == units[k][1]
             and units[k][2] == after[1]
+            and (mark in _JOINERS or (digits and mark in _DIGIT_JOINERS))
         )
 
     out = [-1] * len(text)

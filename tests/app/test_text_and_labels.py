@@ -60,3 +60,24 @@ def test_an_unknown_token_is_marked_in_the_heatmap_and_the_tokens_table(app):
     app.sidebar.toggle(key="words").set_value(True).run()
     [spec] = plotly_specs(app)
     assert "3: 😀 [UNK]" in spec["data"][0]["x"]
+
+
+CODE = "def add(a, b):\n    return a + b\n\nprint(add(1, 2))"
+
+
+def test_words_on_code_split_at_brackets_and_the_header_counts_words(app, minilm):
+    from core import analyze
+    from core.methods.words import word_analysis
+
+    analyze_in_app(app, CODE)
+    tokens = analyze(minilm, CODE)
+    assert f"{tokens.seq_len} tokens" in app.caption[0].value
+    app.sidebar.toggle(key="words").set_value(True).run()
+    words = word_analysis(minilm, tokens)
+    [spec] = plotly_specs(app)
+    labels = [label.split(": ", 1)[1] for label in spec["data"][0]["x"]]
+    assert labels == list(words.tokens)
+    assert labels[1:9] == ["def", "add", "(", "a", ",", "b", ")", ":"]
+    assert labels[-6:-1] == ["1", ",", "2", ")", ")"]
+    header = app.caption[0].value
+    assert f"{words.seq_len} words ({tokens.seq_len} tokens)" in header, header

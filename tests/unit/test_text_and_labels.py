@@ -3,6 +3,8 @@ tokens, words in code, right-to-left pieces, titles and names, heatmap sizes."""
 
 from __future__ import annotations
 
+import pytest
+
 from core.policy.i18n import t
 
 
@@ -16,3 +18,35 @@ def test_counts_of_one_are_singular_in_english_and_plain_in_japanese():
     assert summary == "M · decoder · 1 layer × 1 head · 1 token"
     japanese = t("generate.summary", "ja", tokens=1, reason="停止")
     assert japanese == "新しいトークン 1 個。終了の理由：停止。"
+
+
+# --- words in code --------------------------------------------------------------------------------
+
+
+def character_word_strings(text: str) -> list[str]:
+    from core.methods.segmentation import character_words
+
+    out: dict[int, str] = {}
+    for ch, w in zip(text, character_words(text), strict=True):
+        if w >= 0:
+            out[w] = out.get(w, "") + ch
+    return list(out.values())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("print(add(1, 2))", ["print", "(", "add", "(", "1", ",", "2", ")", ")"]),
+        ("def add(a, b):", ["def", "add", "(", "a", ",", "b", ")", ":"]),
+        ("x+=1; y==z", ["x", "+=", "1", ";", "y", "==", "z"]),
+        ("a*b/c a+b", ["a", "*", "b", "/", "c", "a", "+", "b"]),
+        ("max_len = __init__[0]", ["max_len", "=", "__init__", "[", "0", "]"]),
+        ("f(x) -> None", ["f", "(", "x", ")", "->", "None"]),
+        # prose keeps its rules
+        ("isn't it?! e.g. 3.14", ["isn't", "it", "?!", "e.g", ".", "3.14"]),
+        ("state-of-the-art C++ $5, 5%", ["state-of-the-art", "C++", "$5", ",", "5", "%"]),
+        ("「猫」です。", ["「", "猫", "」", "で", "す", "。"]),
+    ],
+)
+def test_code_splits_at_identifiers_brackets_and_operators(text, expected):
+    assert character_word_strings(text) == expected
