@@ -23,11 +23,13 @@ __all__ = [
     "bytes_label",
     "byte_level_bytes",
     "decoded_piece",
+    "isolate_rtl",
     "labels_by_decoding",
     "labels_from_offsets",
     "make_visible",
     "mark_unknown",
     "offsets_by_decoding",
+    "piece_label",
     "readable_raw_token",
 ]
 
@@ -59,6 +61,29 @@ def make_visible(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def isolate_rtl(text: str) -> str:
+    """``text`` between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE (U+2068, U+2069) when it
+    holds right-to-left letters (Hebrew, Arabic), so that what follows it in a label (a piece
+    number, ``[UNK]``) is laid out after it, not before: ``ש(1/2)``, never ``(1/2)ש``.
+
+    >>> isolate_rtl("ש"), isolate_rtl("日")
+    ('\u2068ש\u2069', '日')
+    """
+    if any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text):
+        return f"\u2068{text}\u2069"
+    return text
+
+
+def piece_label(label: str, k: int, n: int) -> str:
+    """The label of piece ``k`` of ``n`` of one character: ``日(1/2)``, the character isolated
+    when it is written right to left (:func:`isolate_rtl`).
+
+    >>> piece_label("日", 1, 2)
+    '日(1/2)'
+    """
+    return f"{isolate_rtl(label)}({k}/{n})"
 
 
 def labels_from_offsets(
@@ -146,7 +171,7 @@ def mark_unknown(
     if unk_id is None or not unk_token:
         return list(labels)
     return [
-        f"{label} {unk_token}" if token_id == unk_id and label != unk_token else label
+        f"{isolate_rtl(label)} {unk_token}" if token_id == unk_id and label != unk_token else label
         for label, token_id in zip(labels, ids, strict=True)
     ]
 
@@ -157,7 +182,7 @@ def _number_fragments(labels: list[str], groups: list[list[int]]) -> list[str]:
     for group in groups:
         if len(group) > 1:
             for k, t in enumerate(group, start=1):
-                out[t] = f"{labels[t]}({k}/{len(group)})"
+                out[t] = piece_label(labels[t], k, len(group))
     return out
 
 

@@ -29,7 +29,7 @@ from core.engine.tokenize import (
     raw_token,
     special_ids,
 )
-from core.engine.tokens import bytes_label, decoded_piece, make_visible
+from core.engine.tokens import bytes_label, decoded_piece, make_visible, piece_label
 from core.methods.generation import (
     Candidate,
     FinishReason,
@@ -87,7 +87,7 @@ class _StreamText:
             return bytes_label(raw_token(self._tokenizer, token_id))
         pending = len(self.ids) - self.done
         if pending:  # completes a character begun by earlier tokens
-            return f"{make_visible(piece)}({pending + 1}/{pending + 1})"
+            return piece_label(make_visible(piece), pending + 1, pending + 1)
         return make_visible(piece)
 
     @property

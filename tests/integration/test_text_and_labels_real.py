@@ -82,3 +82,13 @@ def test_an_unknown_token_shows_what_the_model_saw_and_the_text_it_stands_for(mi
     assert head_heatmap(result, 0, 0).data[0].x[3] == "3: 😀 [UNK]"
     header, _ = decode_payload(encode_head_view(result, 0).data)
     assert header["tokens"][3] == "😀 [UNK]"
+
+
+def test_hebrew_pieces_keep_their_numbers_after_the_letter(smollm2):
+    from core import analyze
+
+    result = analyze(smollm2, "שלום עולם, מה שלומך?")
+    pieces = [label for label in result.tokens if "(1/" in label or "(2/" in label]
+    assert pieces, result.tokens  # SmolLM2 cuts some Hebrew letters into byte pieces
+    for label in pieces:
+        assert label.startswith("\u2068") and "\u2069(" in label, label

@@ -50,3 +50,29 @@ def character_word_strings(text: str) -> list[str]:
 )
 def test_code_splits_at_identifiers_brackets_and_operators(text, expected):
     assert character_word_strings(text) == expected
+
+
+# --- right-to-left pieces -------------------------------------------------------------------------
+
+FSI, PDI = "\u2068", "\u2069"
+
+
+def test_a_right_to_left_piece_label_keeps_its_suffix_after_it():
+    from core.engine.tokens import labels_by_decoding, labels_from_offsets, mark_unknown
+
+    # "שלום" in byte-level BPE: ש is cut into two pieces (0xD7 | 0xA9), then "לום".
+    labels = labels_from_offsets(
+        ["שלום 日"],
+        [(0, 1), (0, 1), (1, 4), (4, 6), (5, 6)],
+        [0] * 5,
+        ["×", "©", "×ľ×ķ×Ŀ", "Ġæ", "Ĺ¥"],
+    )
+    assert labels == [f"{FSI}ש{PDI}(1/2)", f"{FSI}ש{PDI}(2/2)", "לום", "日(1/2)", "日(2/2)"]
+    pieces = {0: "ש".encode()[:1], 1: "ש".encode()[1:], 2: b"ok"}
+
+    def decode(ids):
+        return b"".join(pieces[i] for i in ids).decode("utf-8", errors="replace")
+
+    assert labels_by_decoding([0, 1, 2], decode) == [f"{FSI}ש{PDI}(1/2)", f"{FSI}ש{PDI}(2/2)", "ok"]
+    # an unknown right-to-left word keeps its mark after it too
+    assert mark_unknown(["שלום"], [100], 100, "[UNK]") == [f"{FSI}שלום{PDI} [UNK]"]
