@@ -203,3 +203,56 @@ def test_json_keeps_old_keys_and_adds_new_ones():
     visible = data["most_attended_visible"][0]
     assert visible["sink"] == {"position": 0, "token": "a", "share": pytest.approx(11 / 18)}
     assert [(r["position"], r["seen_by"]) for r in visible["top"]] == [(1, 2), (2, 1)]
+
+
+# --- scripts written against earlier versions keep working ----------------------------------------
+
+
+def test_earlier_names_import_and_keep_their_definitions():
+    from core.methods.ablation import ablate_heads, ablation_effect, rank_heads  # noqa: F401
+    from core.methods.effective import (  # noqa: F401
+        AttentionCapture,
+        NormAttention,
+        capture_attention,
+        layer_norm_attention,
+        norm_based_attention,
+        rollout,
+        rollout_layer_by_layer,
+        transformed_values,
+    )
+    from core.methods.head_stats import confidence, key_share, next_share  # noqa: F401
+
+    attn = only_token_zero(4)  # a decoder head on token 0: its self share over all queries is 1/4
+    assert self_share(attn).item() == pytest.approx(0.25)
+    assert confidence(attn).item() == 1.0
+    assert HeadStats.from_attentions(attn.reshape(1, 1, 4, 4), "abcd", causal=True).queries == "all"
+    result = Analysis.from_attentions(
+        causal_uniform(4).reshape(1, 1, 4, 4), list("abcd"), kind="decoder"
+    )
+    keys = set(result.to_dict())
+    earlier = {
+        "model",
+        "kind",
+        "text",
+        "pair",
+        "tokens",
+        "raw_tokens",
+        "n_layers",
+        "n_heads",
+        "seq_len",
+        "truncated",
+        "n_input_tokens",
+        "head_entropy",
+        "normalized_head_entropy",
+        "layer_entropy",
+        "mean_head_entropy",
+        "most_attended",
+    }
+    assert earlier <= keys
+    assert keys - earlier == {
+        "head_entropy_choice",
+        "normalized_head_entropy_choice",
+        "layer_entropy_choice",
+        "most_attended_visible",
+    }
+    assert [(r.rank, r.position) for r in result.most_attended(2)] == [(1, 0), (2, 1)]
