@@ -31,9 +31,9 @@ with right:
     # rollout has one map per layer: no heads to pick
     head = head_selector(shown, HEAD_WIDGET) if shown.n_heads > 1 else 0
 if head is None:
-    figure = layer_heatmap(shown, layer, lang=language)
+    figure = layer_heatmap(shown, layer, effective=mode, lang=language)
 else:
-    figure = head_heatmap(shown, layer, head, lang=language)
+    figure = head_heatmap(shown, layer, head, effective=mode, lang=language)
 st.plotly_chart(figure, key="heatmap")
 st.caption(tr("heatmaps.caption"))
 effective_caption(mode, shown)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from core.engine.analysis import Analysis
     from core.methods.ablation import HeadRanking
     from core.methods.compare import Comparison
+    from core.methods.effective import EffectiveMode
     from core.methods.head_stats import HeadMetric, HeadStats
     from core.methods.predictions import LogitLens
 
@@ -204,17 +205,43 @@ def attention_heatmap(
     )
 
 
+def _title(result: Analysis, layer: int, head: int | None, effective: str, lang: Lang) -> str:
+    """What a query x key map shows: one head or a layer's average, of raw weights or norm-based
+    attention; rollout and norm + residual have one map per layer, and say so."""
+    if effective == "rollout":
+        start = dict(result.derived_with).get("start_layer", 0)
+        return t("heatmap.title_rollout", lang, layer=layer, start=start)
+    if effective == "norm_residual":
+        return t("heatmap.title_norm_residual", lang, layer=layer)
+    norm = "_norm" if effective == "norm" else ""
+    if head is None:
+        return t(f"heatmap.title{norm}_layer", lang, layer=layer, heads=result.n_heads)
+    return t(f"heatmap.title{norm}_head", lang, layer=layer, head=head)
+
+
+# Catalogue keys _title builds from parts (named here so the catalogue test sees them used):
+# "heatmap.title_norm_head", "heatmap.title_norm_layer", "heatmap.title_head", "heatmap.title_layer"
+
+
 def head_heatmap(
-    result: Analysis, layer: int, head: int, *, lang: Lang = DEFAULT_LANG
+    result: Analysis,
+    layer: int,
+    head: int,
+    *,
+    effective: EffectiveMode = "raw",
+    lang: Lang = DEFAULT_LANG,
 ) -> go.Figure:
-    """Attention of one head: ``result.head(layer, head)``."""
-    title = t("heatmap.title_head", lang, layer=layer, head=head)
+    """Attention of one head: ``result.head(layer, head)``; ``effective`` says which attention
+    ``result`` holds (:func:`core.methods.effective.effective_analysis`), for the title."""
+    title = _title(result, layer, head, effective, lang)
     return attention_heatmap(result.head(layer, head), result.tokens, title, lang)
 
 
-def layer_heatmap(result: Analysis, layer: int, *, lang: Lang = DEFAULT_LANG) -> go.Figure:
+def layer_heatmap(
+    result: Analysis, layer: int, *, effective: EffectiveMode = "raw", lang: Lang = DEFAULT_LANG
+) -> go.Figure:
     """The head-averaged attention of one layer, ``mean_h a[layer, h]``."""
-    title = t("heatmap.title_layer", lang, layer=layer, heads=result.n_heads)
+    title = _title(result, layer, None, effective, lang)
     return attention_heatmap(result.layer_average(layer), result.tokens, title, lang)
 
 

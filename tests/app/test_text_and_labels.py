@@ -81,3 +81,18 @@ def test_words_on_code_split_at_brackets_and_the_header_counts_words(app, minilm
     assert labels[-6:-1] == ["1", ",", "2", ")", ")"]
     header = app.caption[0].value
     assert f"{words.seq_len} words ({tokens.seq_len} tokens)" in header, header
+
+
+def test_the_heatmap_title_says_which_attention_it_shows(app):
+    analyze_in_app(app, "The animal didn't cross the street because it was too tired.")
+    app.selectbox(key="heatmaps_layer").set_value(0).run()
+    app.button_group(key="heatmaps_effective").set_value("rollout").run()
+    [spec] = plotly_specs(app)
+    assert spec["layout"]["title"]["text"] == "Attention rollout after layer 0, from layer 0"
+    app.button_group(key="heatmaps_effective").set_value("norm_residual").run()
+    [spec] = plotly_specs(app)
+    assert spec["layout"]["title"]["text"] == "Norm-based attention with the residual, layer 0"
+    app.button_group(key="heatmaps_effective").set_value("norm").run()
+    app.selectbox(key="heatmaps_head").set_value(3).run()
+    [spec] = plotly_specs(app)
+    assert spec["layout"]["title"]["text"] == "Norm-based attention, layer 0, head 3"
