@@ -97,6 +97,20 @@ def test_opened_head_lands_beside_the_grid_on_a_30_layer_model(page):
     assert root.get_attribute("data-placement") == "beside"
     # Thirty rows of thumbnails scroll inside their own box instead of pushing the page down.
     assert grid["height"] <= 0.8 * 1000
+    # In a narrow window the head opens under the grid, says so, and a click brings it into view.
+    page.set_viewport_size({"width": 900, "height": 1000})
+    canvas = root.locator("canvas.atv-thumbs")
+    pad, cell, gap = thumbnail_geometry(canvas, 9)
+    canvas.click(position={"x": pad + 5 * (cell + gap) + cell / 2, "y": pad + cell / 2})
+    detail.locator(".atv-title", has_text="Layer 0, head 5").wait_for(timeout=60_000)
+    root = drawn_view(page)
+    assert root.get_attribute("data-placement") == "below"
+    assert "below the grid" in root.locator(".atv-opened").inner_text()
+    grid = root.locator(".atv-model-grid").bounding_box()
+    opened = root.locator(".atv-model-detail").bounding_box()
+    assert opened["y"] >= grid["y"] + grid["height"] - 1
+    assert opened["y"] - grid["y"] < 0.65 * 1000  # the grid's box is at most 55 % of the window
+    assert 0 <= opened["y"] < 1000  # scrolled into view
     assert not page.watch.errors, page.watch.errors
 
 
