@@ -79,13 +79,15 @@ def default_out(corpus: Corpus, model: str) -> Path:
 
 
 def check_corpus(corpus: Corpus, settings: Settings, engine: Engine) -> None:
-    """Refuse what ``settings`` do not allow: too many texts, or Ray in demo mode."""
+    """Refuse what ``settings`` do not allow: too many texts (the bundled sample excepted), or
+    Ray in demo mode."""
     if engine not in ENGINES:
         raise InputError("error.corpus_engine", engine=engine, engines=", ".join(ENGINES))
     if engine == "ray" and not settings.allow_ray:
         raise InputError("error.corpus_ray_demo")
     limit = settings.max_corpus_texts
-    if limit is not None and len(corpus) > limit:
+    # The bundled sample is the server's own, of known size; the limit is for what people bring.
+    if limit is not None and corpus.format != "sample" and len(corpus) > limit:
         raise InputError("error.corpus_too_many", count=len(corpus), limit=limit)
 
 

@@ -115,32 +115,51 @@ def tokenize(
         return_tensors="pt",
         verbose=False,
     )
-    ids = encoding["input_ids"][0].tolist()
+    return _from_encoding(tokenizer, fast, text, pair, encoding, 0, truncated, n_input)
+
+
+def _from_encoding(
+    tokenizer: Any,
+    fast: bool,
+    text: str,
+    pair: str | None,
+    encoding: Any,
+    index: int,
+    truncated: bool,
+    n_input: int,
+) -> Tokenized:
+    """Item ``index`` of a tokenizer's ``encoding`` (tensors or lists) as a :class:`Tokenized`:
+    what :func:`tokenize` and :func:`tokenize_many` share, so both label tokens alike."""
+
+    def row(key: str) -> list:
+        values = encoding[key][index]
+        return values.tolist() if isinstance(values, torch.Tensor) else list(values)
+
+    ids = row("input_ids")
     raw = tuple(tokenizer.convert_ids_to_tokens(ids))
     offsets = sequence_ids = None
     if fast:
-        sequence_ids = encoding.sequence_ids(0)
-        offsets = [tuple(pair_) for pair_ in encoding["offset_mapping"][0].tolist()]
+        sequence_ids = encoding.sequence_ids(index)
+        offsets = [tuple(pair_) for pair_ in row("offset_mapping")]
         labels = labels_from_offsets([text, pair or ""], offsets, sequence_ids, raw)
         b_start = next((t for t, s in enumerate(sequence_ids) if s == 1), None)
     else:
         labels = labels_by_decoding(ids, tokenizer.decode)
-        token_types = encoding.get("token_type_ids")
         b_start = None
-        if pair is not None and token_types is not None:
-            b_start = next((t for t, s in enumerate(token_types[0].tolist()) if s == 1), None)
+        if pair is not None and encoding.get("token_type_ids") is not None:
+            b_start = next((t for t, s in enumerate(row("token_type_ids")) if s == 1), None)
     labels = mark_unknown(labels, ids, *unknown_token(tokenizer))
     extra = {
-        key: encoding[key]
+        key: torch.tensor([row(key)], dtype=torch.long)  # (1, seq_len)
         for key in ("attention_mask", "token_type_ids")
         if key in encoding and encoding[key] is not None
     }
     return Tokenized(
-        input_ids=encoding["input_ids"],
+        input_ids=torch.tensor([ids], dtype=torch.long),  # (1, seq_len)
         extra_inputs=extra,
         raw_tokens=raw,
         tokens=tuple(labels),
-        special=tuple(bool(s) for s in encoding["special_tokens_mask"][0].tolist()),
+        special=tuple(bool(s) for s in row("special_tokens_mask")),
         sentence_b_start=b_start,
         truncated=truncated,
         n_input_tokens=n_input,
@@ -305,9 +324,31 @@ def count_tokens(loaded: LoadedModel, texts: Sequence[str], *, block: int = 1024
 def tokenize_many(
     loaded: LoadedModel, texts: Sequence[str], *, max_tokens: int | None = None
 ) -> list[Tokenized]:
-    """:func:`tokenize` of each text, one at a time, so a batch sees exactly the tokens (ids,
-    labels, special mask, truncation) that a single analysis of the same text sees."""
-    return [tokenize(loaded, text, max_tokens=max_tokens) for text in texts]
+    """:func:`tokenize` of each text, from one tokenizer call for the lot (a fast tokenizer
+    encodes a list in parallel): the same ids, labels, special mask and truncation as one text at
+    a time. Texts over the limit, and slow tokenizers, go through :func:`tokenize` itself."""
+    tokenizer = loaded.tokenizer
+    if not getattr(tokenizer, "is_fast", False) or not texts:
+        return [tokenize(loaded, text, max_tokens=max_tokens) for text in texts]
+    for text in texts:
+        check_text(text)
+    limit = min(max_tokens or loaded.max_tokens, loaded.max_tokens)
+    encoding = tokenizer(
+        list(texts),
+        add_special_tokens=True,
+        truncation=False,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        verbose=False,
+    )
+    out = []
+    for index, text in enumerate(texts):
+        n_input = len(encoding["input_ids"][index])
+        if n_input > limit:
+            out.append(tokenize(loaded, text, max_tokens=max_tokens))
+        else:
+            out.append(_from_encoding(tokenizer, True, text, None, encoding, index, False, n_input))
+    return out
 
 
 def pad_token_id(loaded: LoadedModel) -> int:

@@ -9,7 +9,7 @@ import torch
 
 from core import analyze
 from core.corpus.batch import METRICS, BatchOptions, batch_statistics, padded_inputs
-from core.engine.tokenize import pad_token_id, tokenize_many
+from core.engine.tokenize import pad_token_id, tokenize, tokenize_many
 from core.methods.head_metrics import KeyMasks, metric_values
 from core.methods.head_stats import HeadStats
 
@@ -99,3 +99,23 @@ def test_the_trap_is_real(model):
         padded[..., :n, :n], KeyMasks.of(tokenized[0].tokens, tokenized[0].special), model.causal
     )["entropy"]
     assert torch.max(torch.abs(naive - own)) > 0.05
+
+
+def test_tokenize_many_equals_tokenize_one_by_one(model):
+    texts = [*TEXTS, "Emoji 😀 and ünïcödé", "吾輩は猫である。名前はまだ無い。", "long " * 600]
+    many = tokenize_many(model, texts, max_tokens=64)
+    assert many[-1].truncated and many[-1].n_input_tokens > 600
+    for text, got in zip(texts, many, strict=True):
+        one = tokenize(model, text, max_tokens=64)
+        assert got.input_ids.tolist() == one.input_ids.tolist()
+        assert {k: v.tolist() for k, v in got.extra_inputs.items()} == {
+            k: v.tolist() for k, v in one.extra_inputs.items()
+        }
+        for field in ("raw_tokens", "tokens", "special", "sentence_b_start", "truncated"):
+            assert getattr(got, field) == getattr(one, field), field
+        assert (got.n_input_tokens, got.texts, got.offsets, got.sequence_ids) == (
+            one.n_input_tokens,
+            one.texts,
+            one.offsets,
+            one.sequence_ids,
+        )

@@ -124,6 +124,9 @@ def test_a_corpus_over_the_demo_limit_and_ray_in_demo_mode(tmp_path):
     assert caught.value.key == "error.corpus_ray_demo"
     assert "Ray" in caught.value.localized("ja")
     assert not out.exists()
+    from core.corpus.run import check_corpus
+
+    check_corpus(sample_corpus(), DEMO, "local")  # the bundled 240 sentences are allowed
 
 
 def test_the_bundled_sample():
