@@ -44,6 +44,9 @@ navigation = st.navigation(
         tr("nav.section_generation"): [
             page("pages/generate.py", "nav.generate", ":material/edit_note:", "generate"),
         ],
+        tr("nav.section_corpus"): [
+            page("pages/corpus.py", "nav.corpus", ":material/library_books:", "corpus"),
+        ],
     }
 )
 request = sidebar()

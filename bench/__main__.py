@@ -1,8 +1,9 @@
-"""``python -m bench [timings|views|rank|load] [options]``: every benchmark (default) or one."""
+"""``python -m bench [timings|views|rank|load|corpus] [options]``: every benchmark (default) or
+one."""
 
 import sys
 
-from bench import load, rank_heads, timings, views
+from bench import corpus, load, rank_heads, timings, views
 
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("all", [])
@@ -14,3 +15,5 @@ if __name__ == "__main__":
         rank_heads.main()
     if command in ("load", "all"):
         load.main(rest if command == "load" else [])
+    if command in ("corpus", "all"):
+        corpus.main(rest if command == "corpus" else [])
