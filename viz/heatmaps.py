@@ -76,6 +76,16 @@ _MAX_TICKS = 64
 # Numbers (or text) are written in the cells only while there are few enough to read.
 _MAX_VALUE_CELLS = 400
 _MAX_TEXT_CELLS = 1500
+# Words in cells (the logit lens) are written at a size a person reads, so only while the columns
+# are wide enough to hold one (about 40 px each on a laptop's page).
+_TEXT_SIZE = 12
+_TEXT_CHARS = 6
+_MAX_TEXT_COLUMNS = 24
+# A row of a token heatmap never gets fewer pixels than this: the figure grows with the tokens
+# (a 512-token map is about 1 760 px tall, not a 900 px square of sub-pixel cells), up to a cap
+# past which Plotly's zoom is the way in.
+_MIN_ROW_PX = 3
+_MAX_HEIGHT = 4200
 
 
 @dataclass(frozen=True)
@@ -87,9 +97,14 @@ class Height:
     low: int
     high: int | None = None
 
-    def of(self, rows: int) -> int:
+    def of(self, rows: int, longest_label: int = 0) -> int:
+        """The height for ``rows`` rows: ``base + per_row * rows`` within ``[low, high]``, but
+        never under :data:`_MIN_ROW_PX` a row (the ``high`` cap gives way, up to
+        :data:`_MAX_HEIGHT`); ``longest_label`` (characters) makes room for slanted labels."""
         height = max(self.low, self.base + self.per_row * rows)
-        return int(height if self.high is None else min(self.high, height))
+        height = height if self.high is None else min(self.high, height)
+        band = self.base + 5 * min(max(longest_label - 12, 0), 40)  # title, margins, labels
+        return int(max(height, min(_MAX_HEIGHT, band + _MIN_ROW_PX * rows)))
 
 
 _HEIGHTS: dict[HeatmapKind, Height] = {
@@ -100,14 +115,31 @@ _HEIGHTS: dict[HeatmapKind, Height] = {
 }
 
 
+def _short(text: str) -> str:
+    """A cell's word cut to :data:`_TEXT_CHARS` characters, so that it fits its cell at a size
+    a person reads (the hover shows it whole).
+
+    >>> _short("Paris"), _short("information")
+    ('Paris', 'infor…')
+    """
+    return text if len(text) <= _TEXT_CHARS else text[: _TEXT_CHARS - 1] + "…"
+
+
+def _cell(text: str) -> str:
+    """A cell's word as written in it: escaped, and cut to fit (:func:`_short`)."""
+    return plotly_safe(_short(text))
+
+
 def _hover(kind: HeatmapKind, value: str, name: str, has_notes: bool, lang: Lang) -> str:
-    """The hover text of one cell; ``value`` is the cell's formatted ``%{z}``."""
+    """The hover text of one cell; ``value`` is the cell's formatted ``%{z}``. A cell's word is
+    shown whole from ``customdata`` where no notes take that place."""
+    words = "%{text}" if has_notes else "%{customdata}"
     if kind == "query_key":
         text = t("heatmap.hover", lang, query="%{y}", key="%{x}", weight=value)
     elif kind == "layer_head":
         text = "%{y}, %{x}<br>" + name + " " + value
     elif kind == "layer_position":  # the cell's text is the predicted token
-        text = "%{y} · %{x}<br>→ %{text} (" + value + ")"
+        text = "%{y} · %{x}<br>→ " + words + " (" + value + ")"
     else:
         text = "%{y} → %{x}<br>" + value
     return text + ("<br>%{customdata}" if has_notes else "") + "<extra></extra>"
@@ -135,22 +167,26 @@ def heatmap(
     ``x``, ``y``, ``title``, ``cell_text`` and ``notes`` (shown on hover) are plain text: they are
     escaped here. ``value_name`` titles the colour bar (and the hover of a layer x head grid).
     ``cell_values`` writes each value in its cell, ``cell_text`` writes text instead, each only
-    while the cells are few enough to read. Values travel as a float array (Plotly encodes it as
-    compact base64).
+    while the cells are few enough to read (words at a readable size, cut to a few characters;
+    the hover shows them whole). Values travel as a float array (Plotly encodes it as compact
+    base64).
     """
     value = "%{z:" + value_format + "}"
     written = None
     if cell_text is not None:
-        written = "%{text}" if z.size <= _MAX_TEXT_CELLS else None
+        readable = z.size <= _MAX_TEXT_CELLS and len(x) <= _MAX_TEXT_COLUMNS
+        written = "%{text}" if readable else None
     elif cell_values:
         written = "%{z:.2f}" if z.size <= _MAX_VALUE_CELLS else None
+    shown = notes if notes is not None else cell_text  # on hover: the notes, else whole words
     trace = go.Heatmap(
         z=z,
         x=[plotly_safe(label) for label in x],
         y=[plotly_safe(label) for label in y],
-        customdata=None if notes is None else [[plotly_safe(n) for n in row] for row in notes],
-        text=None if cell_text is None else [[plotly_safe(s) for s in row] for row in cell_text],
+        customdata=None if shown is None else [[plotly_safe(n) for n in row] for row in shown],
+        text=None if cell_text is None else [[_cell(s) for s in row] for row in cell_text],
         texttemplate=written,
+        textfont={"size": _TEXT_SIZE} if cell_text is not None else None,
         colorscale=COLOR_SCALES[scale],
         zmin=zmin,
         zmax=zmax,
@@ -159,9 +195,18 @@ def heatmap(
     )
     fig = go.Figure(trace)
     fig.update_layout(
-        title={"text": plotly_safe(title)},
-        height=_HEIGHTS[kind].of(len(y)),
-        margin=MARGIN,
+        # The title sits at the top of the figure and pushes the plot down, so it never overlaps
+        # the slanted token labels along the top.
+        title={
+            "text": plotly_safe(title),
+            "yref": "container",
+            "y": 1,
+            "yanchor": "top",
+            "pad": {"t": 10, "b": 10},
+            "automargin": True,
+        },
+        height=_HEIGHTS[kind].of(len(y), max(map(len, x), default=0)),
+        margin={**MARGIN, "t": 10},  # the title reserves its own room above the labels
         meta=HEATMAP_META,
         yaxis={"autorange": "reversed"},
     )

@@ -76,3 +76,39 @@ def test_a_right_to_left_piece_label_keeps_its_suffix_after_it():
     assert labels_by_decoding([0, 1, 2], decode) == [f"{FSI}ש{PDI}(1/2)", f"{FSI}ש{PDI}(2/2)", "ok"]
     # an unknown right-to-left word keeps its mark after it too
     assert mark_unknown(["שלום"], [100], 100, "[UNK]") == [f"{FSI}שלום{PDI} [UNK]"]
+
+
+# --- heatmap sizes and cell words -----------------------------------------------------------------
+
+
+def test_a_512_token_heatmap_grows_to_three_pixels_a_row_and_lens_words_fit_their_cells():
+    import numpy as np
+
+    from viz.heatmaps import heatmap
+
+    labels = [f"{i}: token" for i in range(512)]
+    figure = heatmap(
+        np.zeros((512, 512), dtype=np.float32),
+        kind="query_key",
+        x=labels,
+        y=labels,
+        title="t",
+        value_name="w",
+        scale="weight",
+    )
+    assert figure.layout.height >= 220 + 3 * 512  # was a fixed 900 px
+    lens = heatmap(
+        np.zeros((2, 3), dtype=np.float32),
+        kind="layer_position",
+        x=["0: a", "1: b", "2: c"],
+        y=["embeddings", "layer 0"],
+        title="lens",
+        value_name="p",
+        scale="weight",
+        cell_text=[["Paris", "information", "<|im_end|>"], ["a", "b", "c"]],
+    )
+    trace = lens.data[0]
+    assert trace.textfont.size == 12  # not shrunk to fit the longest word in every cell
+    assert list(trace.text[0]) == ["Paris", "infor…", "&lt;|im_…"]
+    assert list(trace.customdata[0]) == ["Paris", "information", "&lt;|im_end|&gt;"]  # on hover
+    assert "%{customdata}" in trace.hovertemplate
