@@ -9,7 +9,7 @@ from ui.derived import head_stats
 from ui.text import lang, tr
 from ui.widgets import require_result, table_with_csv
 from viz.heatmaps import metric_heatmap
-from viz.labels import METRIC_DEFINITION_KEYS, METRIC_KEYS
+from viz.labels import METRIC_KEYS, metric_caption
 from viz.tables import head_stats_frame, pattern_rules_frame
 
 METRIC_WIDGET = "heads_metric"
@@ -30,7 +30,7 @@ metric = st.selectbox(
     key=METRIC_WIDGET,
     format_func=lambda m, language=language: t(METRIC_KEYS[m], language),
 )
-st.caption(f"{tr(METRIC_DEFINITION_KEYS[metric])} — {HEAD_METRICS[metric].reference}")
+st.caption(metric_caption(metric, language))
 st.plotly_chart(metric_heatmap(stats, metric, lang=language), key="head_metric_heatmap")
 table = head_stats_frame(stats, lang=language)
 table_with_csv(table, tr("heads.download"), "head_statistics.csv")

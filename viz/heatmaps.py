@@ -23,6 +23,8 @@ from viz.labels import (
     MARGIN,
     METRIC_KEYS,
     PATTERN_KEYS,
+    attention_title,
+    cell_word,
     head_names,
     layer_names,
     plotly_safe,
@@ -79,7 +81,6 @@ _MAX_TEXT_CELLS = 1500
 # Words in cells (the logit lens) are written at a size a person reads, so only while the columns
 # are wide enough to hold one (about 40 px each on a laptop's page).
 _TEXT_SIZE = 12
-_TEXT_CHARS = 6
 _MAX_TEXT_COLUMNS = 24
 # A row of a token heatmap never gets fewer pixels than this: the figure grows with the tokens
 # (a 512-token map is about 1 760 px tall, not a 900 px square of sub-pixel cells), up to a cap
@@ -113,21 +114,6 @@ _HEIGHTS: dict[HeatmapKind, Height] = {
     "layer_position": Height(120, 24, 360, 1400),
     "head_position": Height(120, 26, 300),  # a generated token's heads: no upper bound
 }
-
-
-def _short(text: str) -> str:
-    """A cell's word cut to :data:`_TEXT_CHARS` characters, so that it fits its cell at a size
-    a person reads (the hover shows it whole).
-
-    >>> _short("Paris"), _short("information")
-    ('Paris', 'infor…')
-    """
-    return text if len(text) <= _TEXT_CHARS else text[: _TEXT_CHARS - 1] + "…"
-
-
-def _cell(text: str) -> str:
-    """A cell's word as written in it: escaped, and cut to fit (:func:`_short`)."""
-    return plotly_safe(_short(text))
 
 
 def _hover(kind: HeatmapKind, value: str, name: str, has_notes: bool, lang: Lang) -> str:
@@ -184,7 +170,7 @@ def heatmap(
         x=[plotly_safe(label) for label in x],
         y=[plotly_safe(label) for label in y],
         customdata=None if shown is None else [[plotly_safe(n) for n in row] for row in shown],
-        text=None if cell_text is None else [[_cell(s) for s in row] for row in cell_text],
+        text=None if cell_text is None else [[cell_word(s) for s in row] for row in cell_text],
         texttemplate=written,
         textfont={"size": _TEXT_SIZE} if cell_text is not None else None,
         colorscale=COLOR_SCALES[scale],
@@ -250,24 +236,6 @@ def attention_heatmap(
     )
 
 
-def _title(result: Analysis, layer: int, head: int | None, effective: str, lang: Lang) -> str:
-    """What a query x key map shows: one head or a layer's average, of raw weights or norm-based
-    attention; rollout and norm + residual have one map per layer, and say so."""
-    if effective == "rollout":
-        start = dict(result.derived_with).get("start_layer", 0)
-        return t("heatmap.title_rollout", lang, layer=layer, start=start)
-    if effective == "norm_residual":
-        return t("heatmap.title_norm_residual", lang, layer=layer)
-    norm = "_norm" if effective == "norm" else ""
-    if head is None:
-        return t(f"heatmap.title{norm}_layer", lang, layer=layer, heads=result.n_heads)
-    return t(f"heatmap.title{norm}_head", lang, layer=layer, head=head)
-
-
-# Catalogue keys _title builds from parts (named here so the catalogue test sees them used):
-# "heatmap.title_norm_head", "heatmap.title_norm_layer", "heatmap.title_head", "heatmap.title_layer"
-
-
 def head_heatmap(
     result: Analysis,
     layer: int,
@@ -278,7 +246,7 @@ def head_heatmap(
 ) -> go.Figure:
     """Attention of one head: ``result.head(layer, head)``; ``effective`` says which attention
     ``result`` holds (:func:`core.methods.effective.effective_analysis`), for the title."""
-    title = _title(result, layer, head, effective, lang)
+    title = attention_title(result, layer, head, effective, lang)
     return attention_heatmap(result.head(layer, head), result.tokens, title, lang)
 
 
@@ -286,7 +254,7 @@ def layer_heatmap(
     result: Analysis, layer: int, *, effective: EffectiveMode = "raw", lang: Lang = DEFAULT_LANG
 ) -> go.Figure:
     """The head-averaged attention of one layer, ``mean_h a[layer, h]``."""
-    title = _title(result, layer, None, effective, lang)
+    title = attention_title(result, layer, None, effective, lang)
     return attention_heatmap(result.layer_average(layer), result.tokens, title, lang)
 
 

@@ -14,7 +14,7 @@ from core.engine.stats import max_entropy
 from core.engine.tokens import readable_raw_token
 from core.methods.head_stats import HEAD_METRICS, PATTERN_THRESHOLDS
 from core.policy.i18n import DEFAULT_LANG, Lang, t
-from viz.labels import METRIC_KEYS, PATTERN_KEYS
+from viz.labels import METRIC_KEYS, PATTERN_KEYS, rule_text
 
 if TYPE_CHECKING:
     from core.methods.ablation import AblationEffect, HeadRanking
@@ -186,7 +186,7 @@ def pattern_rules_frame(*, lang: Lang = DEFAULT_LANG) -> pd.DataFrame:
     rows = [
         {
             t("col.pattern", lang): t(PATTERN_KEYS[pattern], lang),
-            t("col.rule", lang): rule.describe(),
+            t("col.rule", lang): rule_text(rule, lang),
         }
         for pattern, rule in PATTERN_THRESHOLDS.items()
     ]

@@ -72,7 +72,7 @@ def test_statistics_tables_match_core(app, minilm):
     matrix, layers, attended = (frame.value for frame in app.dataframe)
     assert matrix.shape == (6, 12)
     assert np.allclose(matrix.to_numpy(), expected.head_entropy.numpy(), atol=1e-6)
-    assert np.allclose(layers["layer_entropy"], expected.layer_entropy.numpy(), atol=1e-6)
+    assert np.allclose(layers["layer entropy"], expected.layer_entropy.numpy(), atol=1e-6)
     assert len(attended) == 6 * 5
     assert attended["token"].iloc[0] == expected.most_attended(5)[0].token
 

@@ -47,7 +47,7 @@ def test_statistics_over_queries_with_a_choice_and_the_visible_ranking(app, smol
     assert list(sinks["position"]) == [0] * expected.n_layers
     rows = expected.most_attended(2, ranking="visible")
     assert list(table["position"]) == [r.position for r in rows]
-    assert list(table["seen_by"]) == [r.seen_by for r in rows]
+    assert list(table["queries that see it"]) == [r.seen_by for r in rows]
     assert np.allclose(table["share"], [r.share for r in rows], atol=1e-6)
 
 

@@ -35,7 +35,7 @@ def test_heads_page_shows_every_head_and_its_pattern(app, minilm):
     app.selectbox(key="heads_metric").set_value("previous_token").run()
     [spec] = plotly_specs(app)
     assert np.allclose(decode(spec["data"][0]["z"]), expected.previous_token.numpy(), atol=1e-5)
-    assert "previous_token >= 0.5" in app.dataframe[1].value.to_string()
+    assert "previous-token share ≥ 0.5" in app.dataframe[1].value.to_string()
 
 
 def test_rollout_and_norm_based_heatmaps(app, minilm):

@@ -131,7 +131,7 @@ def test_exports_and_tables_show_raw_tokens_as_characters(smollm2):
     from viz.tables import analysis_json, tokens_table
 
     result = analyze(smollm2, "日本語 text")
-    raw_column = tokens_table(result)["raw_token"].tolist()
+    raw_column = tokens_table(result)["raw token"].tolist()
     assert raw_column[:3] == ["<E6 97>", "<A5>", "本"]  # 日 cut in two, then a whole 本
     assert "␣text" in raw_column
     exported = analysis_json(result).decode("utf-8")

@@ -112,3 +112,43 @@ def test_a_512_token_heatmap_grows_to_three_pixels_a_row_and_lens_words_fit_thei
     assert list(trace.text[0]) == ["Paris", "infor…", "&lt;|im_…"]
     assert list(trace.customdata[0]) == ["Paris", "information", "&lt;|im_end|&gt;"]  # on hover
     assert "%{customdata}" in trace.hovertemplate
+
+
+# --- names a person reads -------------------------------------------------------------------------
+
+
+def test_tables_and_captions_use_words_not_internal_names():
+    import re
+
+    import torch
+
+    from core.engine.analysis import Analysis
+    from core.methods.head_stats import HEAD_METRICS
+    from viz.labels import metric_caption
+    from viz.tables import (
+        head_stats_table,
+        layer_entropy_table,
+        most_attended_table,
+        pattern_rules_frame,
+        tokens_table,
+    )
+
+    attn = torch.softmax(torch.randn(2, 3, 4, 4), dim=-1)
+    result = Analysis.from_attentions(attn, ["a", "b", "c", "d"], kind="encoder")
+    internal = re.compile(r"[a-z]{3,}_[a-z]{2,}|core\.|>=")  # identifiers, module paths, code
+    for lang in ("en", "ja"):
+        frames = [
+            tokens_table(result, lang=lang),
+            layer_entropy_table(result, lang=lang),
+            head_stats_table(result, lang=lang),
+            most_attended_table(result, 2, ranking="visible", lang=lang),
+        ]
+        for frame in frames:
+            assert not [c for c in frame.columns if internal.search(str(c))], list(frame.columns)
+        rules = pattern_rules_frame(lang=lang)
+        assert not [r for r in rules.iloc[:, 1] if internal.search(r)], list(rules.iloc[:, 1])
+        for metric in HEAD_METRICS:
+            assert not internal.search(metric_caption(metric, lang)), metric_caption(metric, lang)
+    assert list(layer_entropy_table(result).columns)[-1] == "largest possible (ln T)"
+    rules = pattern_rules_frame(lang="en")
+    assert "previous-token share ≥ 0.5" in list(rules.iloc[:, 1])

@@ -79,7 +79,7 @@ def test_tables_have_clear_columns_and_the_right_values(result):
     assert np.allclose(matrix.to_numpy(), result.head_entropy.numpy())
 
     long = head_stats_table(result)
-    assert list(long.columns) == ["layer", "head", "entropy", "normalized_entropy"]
+    assert list(long.columns) == ["layer", "head", "entropy", "normalised entropy"]
     assert len(long) == 6
     row = long[(long["layer"] == 1) & (long["head"] == 2)].iloc[0]
     assert row.entropy == pytest.approx(result.head_entropy[1, 2].item())
@@ -87,11 +87,11 @@ def test_tables_have_clear_columns_and_the_right_values(result):
     layers = layer_entropy_table(result)
     assert list(layers.columns) == [
         "layer",
-        "layer_entropy",
-        "mean_head_entropy",
-        "max_entropy_ln_T",
+        "layer entropy",
+        "mean head entropy",
+        "largest possible (ln T)",
     ]
-    assert layers.max_entropy_ln_T.tolist() == pytest.approx([math.log(4)] * 2)
+    assert layers["largest possible (ln T)"].tolist() == pytest.approx([math.log(4)] * 2)
 
     attended = most_attended_table(result, 2)
     assert list(attended.columns) == ["layer", "rank", "position", "token", "share"]
