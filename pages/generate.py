@@ -57,13 +57,13 @@ with right:
     greedy = st.toggle(tr("generate.greedy"), key=GREEDY_WIDGET)
     chat = st.toggle(tr("generate.chat"), key=CHAT_WIDGET, help=tr("generate.chat_help"))
 
-finish_generation()  # what a Stop interrupted
+if finish_generation():  # what a Stop interrupted
+    st.info(tr("generate.stopped_before_token"))
 buttons = st.columns(3)
 run = buttons[0].button(tr("generate.run"), key=RUN_BUTTON, type="primary")
 if buttons[1].button(tr("generate.reset"), key=RESET_BUTTON):
     st.session_state.pop(GENERATION_KEY, None)
-if run:
-    st.session_state.pop(GENERATION_KEY, None)
+if run:  # the previous generation stays until this one has a token
     try:
         config = GenerationConfig(
             max_new_tokens=int(max_new),
@@ -86,14 +86,14 @@ if run:
     # Stop reruns the script, which ends this loop at its next Streamlit call; the steps made so
     # far are already in the session, and the next run gathers them.
     buttons[2].button(tr("generate.stop"), key=STOP_BUTTON)
-    written = st.empty()
-    steps = []
+    written, shown, steps = st.empty(), "", []
     st.session_state[GENERATION_PENDING_KEY] = (model_name, prompt, config, steps)
     with heavy_work():
         for step in steps_iter:
-            steps.append(step)
             # the end token that stops generation is named below, not written
-            written.text("".join(s.text for s in steps if s.finish_reason != "eos"))
+            shown += step.text if step.finish_reason != "eos" else ""
+            written.text(shown)  # a Stop ends the run here: a token is kept once it was shown
+            steps.append(step)
     finish_generation()
     st.rerun()
 

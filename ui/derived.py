@@ -134,14 +134,18 @@ def predictions(result: Analysis, top_k: int) -> Predictions:
     return PREDICTIONS.get_or_make((result.content_key, top_k), make)
 
 
-def finish_generation() -> None:
+def finish_generation() -> bool:
     """The steps streamed so far (all of them, or those made before a Stop) become the session's
     :class:`~core.methods.generate.Generation`, built once rather than after every token (each
-    build decodes the whole sequence again)."""
+    build decodes the whole sequence again). True when a Stop came before the first token:
+    nothing was made, and the previous generation (if any) stays."""
     pending = st.session_state.pop(GENERATION_PENDING_KEY, None)
-    if pending is None or not pending[3]:
-        return
+    if pending is None:
+        return False
     name, prompt, config, steps = pending
+    if not steps:
+        return True
     st.session_state[GENERATION_KEY] = Generation.from_steps(
         model_named(name), prompt, config, steps
     )
+    return False
