@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui.analyze import run
 from ui.links import sync_link
-from ui.sidebar import sidebar
+from ui.sidebar import SIDEBAR_WIDTH, sidebar
 from ui.text import tr
 
 # A local favicon: a Material or emoji icon would be fetched from Google's servers.
@@ -19,6 +19,7 @@ st.set_page_config(
     page_title="AttnScope",
     page_icon=str(Path(__file__).parent / "assets" / "favicon.png"),
     layout="wide",
+    initial_sidebar_state=SIDEBAR_WIDTH,
 )
 
 

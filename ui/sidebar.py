@@ -36,6 +36,9 @@ from ui.state import (
 from ui.text import kind_label, lang, tr
 
 MODEL_DESCRIPTIONS = {"minilm": "about.minilm", "smollm2": "about.smollm2"}
+# The sidebar's width in pixels (Streamlit's default is 300): a model's name and kind fit its
+# selector in either language, "SmolLM2-135M-Instruct（デコーダ）" included.
+SIDEBAR_WIDTH = 350
 DEFAULT_MAX_TOKENS = 512
 
 

@@ -70,3 +70,20 @@ def test_a_512_token_heatmap_gives_each_row_three_pixels(page):
     area = plot.locator(".draglayer .nsewdrag").first.bounding_box()
     assert area["height"] / 512 >= 3, area  # rows: the figure grows with the tokens
     assert area["width"] >= 0.6 * page.viewport_size["width"] - 400, area  # the page's width
+
+
+def test_the_model_choice_is_not_cut_off_in_either_language(browser, server_url):
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        for lang, label in (("ja", "モデル"), ("en", "Model")):
+            tab.goto(f"{server_url}/?lang={lang}")
+            tab.get_by_role("combobox", name=label).click()
+            tab.get_by_role("option", name="SmolLM2", exact=False).click()
+            shown = tab.get_by_role("combobox", name=label)
+            tab.wait_for_function(
+                "el => el.value.startsWith('SmolLM2')", arg=shown.element_handle(), timeout=60_000
+            )
+            value, scroll, width = shown.evaluate("e => [e.value, e.scrollWidth, e.clientWidth]")
+            assert scroll <= width, (lang, value, scroll, width)  # the whole name and kind show
+    finally:
+        tab.close()
