@@ -8,14 +8,17 @@ corpus into the same folder.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from pathlib import Path
 
 import streamlit as st
 
 from core.corpus import BatchOptions, Corpus, CorpusRun, list_runs, open_run, run_corpus
-from core.corpus.run import CorpusProgress, default_out, runs_root
+from core.corpus.run import CorpusProgress, StopRun, default_out, runs_root
 from core.corpus.sources import corpus_columns, load_source, read_corpus_bytes, sample_corpus
+from core.corpus.store import run_busy
 from core.policy.errors import AttnScopeError, InputError
 from core.policy.settings import Settings, check_request
 from ui.services import count_request, get_model, heavy_work
@@ -40,6 +43,7 @@ SQL_WIDGET = "corpus_sql"
 # Session state: the run being made (corpus, model, folder) until it ends; the folder shown.
 ACTIVE_KEY = "corpus_active"
 SHOWN_KEY = "corpus_shown"
+DONE_KEY = "corpus_done"  # the message of a run that just finished, shown once
 SESSION_FOLDER_KEY = "corpus_session_folder"
 SOURCES = {
     "sample": "corpus.source_sample",
@@ -127,12 +131,15 @@ def _progress_text(p: CorpusProgress) -> str:
 
 def run_controls(corpus: Corpus | None, model: str, settings: Settings) -> None:
     """Run (and Stop) or, after a Stop, Resume; a finished run becomes the one shown."""
+    if DONE_KEY in st.session_state:
+        st.success(st.session_state.pop(DONE_KEY))
     columns = st.columns([1, 1, 4])
     start = columns[0].button(
         tr("corpus.run"), key=RUN_BUTTON, type="primary", disabled=corpus is None
     )
     active = st.session_state.get(ACTIVE_KEY)
     if active is not None and not start:  # a Stop (or a click elsewhere) ended the last run
+        _stop(active["out"])
         st.info(
             tr(
                 "corpus.stopped",
@@ -150,6 +157,9 @@ def run_controls(corpus: Corpus | None, model: str, settings: Settings) -> None:
     else:
         return
     st.session_state[ACTIVE_KEY] = active
+    _stop(active["out"])  # a run of this folder still stopping must end first
+    stop = _stop_flags().setdefault(active["out"], threading.Event())
+    stop.clear()
     columns[1].button(tr("corpus.stop"), key=STOP_BUTTON)
     bar = st.progress(0.0, text=tr("corpus.progress_start", done=0, total=len(active["corpus"])))
     try:
@@ -163,7 +173,10 @@ def run_controls(corpus: Corpus | None, model: str, settings: Settings) -> None:
                 options=APP_OPTIONS,
                 settings=settings,
                 progress=lambda p: bar.progress(p.fraction, text=_progress_text(p)),
+                should_stop=stop.is_set,
             )
+    except StopRun:  # this script run was replaced by the Stop click's: it says what was kept
+        return
     except AttnScopeError as error:
         st.session_state.pop(ACTIVE_KEY, None)
         show_error(error)
@@ -171,7 +184,30 @@ def run_controls(corpus: Corpus | None, model: str, settings: Settings) -> None:
     st.session_state.pop(ACTIVE_KEY, None)
     st.session_state[SHOWN_KEY] = str(run.folder)
     seconds = run.manifest["timings"].get("last_seconds", 0.0)
-    st.success(tr("corpus.complete", done=run.n_done, seconds=seconds, folder=md(run.folder)))
+    done = tr("corpus.complete", done=run.n_done, seconds=seconds, folder=md(run.folder))
+    st.session_state[DONE_KEY] = done
+    st.rerun()  # draw the page again without the finished run's buttons and progress bar
+
+
+@st.cache_resource(show_spinner=False)
+def _stop_flags() -> dict[str, threading.Event]:
+    """Run folder -> its stop flag, for the whole server process: a Stop click starts a new
+    script run (Streamlit's fast reruns) while the old one is still inside a batch; the flag ends
+    that one at the next batch instead of the next chunk."""
+    return {}
+
+
+def _stop(folder: str) -> None:
+    """Ask a run of ``folder`` still going in this process to stop, and wait until it has (its
+    last batch; at most a few minutes), so its folder can be read or taken up."""
+    flag = _stop_flags().get(folder)
+    if flag is not None:
+        flag.set()
+    if run_busy(folder):
+        with st.spinner(tr("corpus.stopping")):
+            deadline = time.monotonic() + 300
+            while run_busy(folder) and time.monotonic() < deadline:
+                time.sleep(0.2)
 
 
 def _done(folder: str) -> int:

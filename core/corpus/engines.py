@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,7 +23,15 @@ from core.policy.errors import InputError
 if TYPE_CHECKING:
     from core.engine.models import LoadedModel
 
-__all__ = ["ENGINES", "ChunkWork", "Engine", "local_chunks", "process_chunk", "ray_chunks"]
+__all__ = [
+    "ENGINES",
+    "ChunkWork",
+    "Engine",
+    "StopRun",
+    "local_chunks",
+    "process_chunk",
+    "ray_chunks",
+]
 
 Engine = Literal["local", "ray"]
 ENGINES: tuple[Engine, ...] = ("local", "ray")
@@ -61,15 +69,21 @@ class ChunkDone:
 
 
 def process_chunk(
-    loaded: LoadedModel, work: ChunkWork, options: BatchOptions
+    loaded: LoadedModel,
+    work: ChunkWork,
+    options: BatchOptions,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, pa.Table]:
     """The tables of one chunk: its texts tokenized, batched by length (see
     :func:`core.corpus.batch.plan_batches`) and run; never more than one batch's weights (one
-    layer of them, in fact) alive at a time."""
+    layer of them, in fact) alive at a time. ``should_stop`` is asked before each batch; when it
+    says yes the chunk is dropped (:class:`StopRun`)."""
     tokenized = tokenize_many(loaded, work.texts, max_tokens=options.max_tokens)
     lengths = [t.input_ids.shape[-1] for t in tokenized]
     builder = ChunkBuilder(loaded.n_layers, loaded.n_heads, list(work.labels), options.top_n)
     for batch in plan_batches(lengths, loaded.n_heads, options.batch_size):
+        if should_stop is not None and should_stop():
+            raise StopRun
         stats = batch_statistics(loaded, [tokenized[i] for i in batch], options)
         builder.add(
             stats,
@@ -82,12 +96,15 @@ def process_chunk(
 
 
 def local_chunks(
-    loaded: LoadedModel, works: Sequence[ChunkWork], options: BatchOptions
+    loaded: LoadedModel,
+    works: Sequence[ChunkWork],
+    options: BatchOptions,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[ChunkDone]:
-    """Each chunk in turn, in this process."""
+    """Each chunk in turn, in this process (``should_stop``: see :func:`process_chunk`)."""
     for work in works:
         started = time.perf_counter()
-        tables = process_chunk(loaded, work, options)
+        tables = process_chunk(loaded, work, options, should_stop)
         yield ChunkDone(work.index, tables, time.perf_counter() - started)
 
 
@@ -100,6 +117,11 @@ def _to_ipc(table: pa.Table) -> bytes:
 
 def _from_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+class StopRun(Exception):
+    """Stops a run: raised by a ``should_stop`` that said yes, or by a ``progress`` callback of
+    :func:`core.corpus.run.run_corpus`. What was written stays, resumable."""
 
 
 class ChunkWorker:
@@ -133,6 +155,7 @@ def ray_chunks(
     address: str | None = None,
     workers: int = 2,
     device: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[ChunkDone]:
     """The chunks computed on Ray: ``ray.data.from_items`` of the chunks, ``map_batches`` with
     ``workers`` :class:`ChunkWorker` actors (one GPU each when the cluster has GPUs), results
@@ -174,6 +197,8 @@ def ray_chunks(
             batch_format="pyarrow",
         )
         for row in results.iter_rows():
+            if should_stop is not None and should_stop():
+                raise StopRun
             tables = {name: _from_ipc(row[name]) for name in TABLES}
             yield ChunkDone(int(row["index"]), tables, float(row["seconds"]))
     finally:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.corpus.batch import BatchOptions
-from core.corpus.engines import ENGINES, ChunkWork, Engine, local_chunks, ray_chunks
+from core.corpus.engines import ENGINES, ChunkWork, Engine, StopRun, local_chunks, ray_chunks
 from core.corpus.sources import Corpus, load_source
 from core.corpus.store import FORMAT, FORMAT_VERSION, CorpusRun, RunWriter, now, open_run
 from core.engine.models import BUILTIN_MODELS, cache_root, load_model
@@ -42,10 +42,6 @@ __all__ = [
 ]
 
 RUNS_ENV = "ATTNSCOPE_RUNS_DIR"
-
-
-class StopRun(Exception):
-    """Raise from a ``progress`` callback to stop a run; what was written stays, resumable."""
 
 
 @dataclass(frozen=True)
@@ -183,13 +179,15 @@ def run_corpus(
     device: str | None = None,
     settings: Settings = LOCAL,
     progress: Callable[[CorpusProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> CorpusRun:
     """Run ``model`` over ``corpus`` (a :class:`Corpus`, or what :func:`load_source` reads:
     ``"sample"``, ``"hf:NAME"``, a file) and return the store (:class:`CorpusRun`).
 
     Runs into ``out`` (default :func:`default_out`); a folder that holds the same run (same
     corpus, model and options) is resumed from its last complete chunk. ``progress`` is called
-    after each chunk; an exception it raises (or Ctrl-C) stops the run, keeping what was written.
+    after each chunk; an exception it raises (or Ctrl-C) stops the run, keeping what was written;
+    ``should_stop`` is asked before each batch and stops it the same way (:class:`StopRun`).
     Nothing is created on disk before the corpus, the limits and the model have been checked.
     """
     options = options or BatchOptions()
@@ -221,10 +219,16 @@ def run_corpus(
             progress(CorpusProgress(done, len(corpus), resumed, 0.0, None))
         if engine == "ray":
             chunks = ray_chunks(
-                loaded.name, todo, options, address=ray_address, workers=ray_workers, device=device
+                loaded.name,
+                todo,
+                options,
+                address=ray_address,
+                workers=ray_workers,
+                device=device,
+                should_stop=should_stop,
             )
         else:
-            chunks = local_chunks(loaded, todo, options)
+            chunks = local_chunks(loaded, todo, options, should_stop)
         for chunk in chunks:
             n_texts = chunk.tables["texts"].num_rows
             writer.write_chunk(
@@ -252,4 +256,5 @@ def run_corpus(
         timings = dict(writer.manifest.get("timings", {}))
         timings.update(last_seconds=round(time.perf_counter() - started, 3), finished=now())
         writer.update(status=status, timings=timings)
+        writer.close()
     return open_run(folder)

@@ -22,9 +22,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
+
+try:  # POSIX; elsewhere runs are not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 import pyarrow.parquet as pq
 
 from core.corpus.tables import TABLES, label_field
@@ -38,6 +43,7 @@ __all__ = [
     "RunWriter",
     "list_runs",
     "open_run",
+    "run_busy",
 ]
 
 FORMAT = "attnscope-corpus"
@@ -45,6 +51,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
 PARTIAL = ".partial"
+LOCK = ".lock"
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
@@ -72,6 +79,31 @@ def _write_json(path: Path, value: Mapping[str, Any]) -> None:
     os.replace(partial, path)
 
 
+def _lock(folder: Path) -> IO:
+    """An exclusive lock on ``folder``'s run (``.lock``, held while the file stays open), or
+    :class:`InputError` when another writer, in this process or another, holds it."""
+    handle = (folder / LOCK).open("a")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            handle.close()
+            raise InputError("error.corpus_busy", path=str(folder)) from error
+    return handle
+
+
+def run_busy(folder: str | Path) -> bool:
+    """Whether a writer holds the run in ``folder`` right now (a run still stopping, say)."""
+    path = Path(folder).expanduser()
+    if fcntl is None or not (path / LOCK).is_file():
+        return False
+    try:
+        _lock(path).close()
+    except InputError:
+        return True
+    return False
+
+
 def _chunk_dir(folder: Path, index: int) -> Path:
     return folder / CHUNKS / f"{index:05d}"
 
@@ -91,36 +123,51 @@ class RunWriter:
     """Writes one run folder: creates it (or takes up the run it holds), writes chunks whole and
     keeps the manifest up to date."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any]):
+    def __init__(self, folder: Path, manifest: dict[str, Any], lock: IO | None = None):
         self.folder = folder
         self.manifest = manifest
+        self._lock = lock
 
     @classmethod
     def prepare(cls, folder: str | Path, manifest: dict[str, Any]) -> RunWriter:
         """A writer for ``folder``: a new run with ``manifest``, or the run already there when
         its ``identity`` (corpus, model, options) is the same, with its complete chunks kept and
-        damaged ones dropped. Another run's folder, or any other non-empty folder, is refused."""
+        damaged ones dropped. Another run's folder, any other non-empty folder, and a run that
+        another writer holds (:func:`run_busy`) are refused. Call :meth:`close` when done."""
         folder = Path(folder).expanduser()
-        if (folder / MANIFEST).is_file():
-            found = _read_manifest(folder)
-            if found.get("identity") != manifest["identity"]:
-                differs = sorted(
-                    key
-                    for key in set(found.get("identity", {})) | set(manifest["identity"])
-                    if found.get("identity", {}).get(key) != manifest["identity"].get(key)
-                )
-                raise InputError(
-                    "error.corpus_other_run", path=str(folder), detail=", ".join(differs)
-                )
-            writer = cls(folder, found)
-            writer._check_chunks()
+        if not (folder / MANIFEST).is_file():
+            if folder.exists() and (
+                not folder.is_dir() or any(p.name != LOCK for p in folder.iterdir())
+            ):
+                raise InputError("error.corpus_folder_taken", path=str(folder))
+            folder.mkdir(parents=True, exist_ok=True)
+        lock = _lock(folder)
+        try:
+            if (folder / MANIFEST).is_file():
+                found = _read_manifest(folder)
+                if found.get("identity") != manifest["identity"]:
+                    mine, theirs = manifest["identity"], found.get("identity", {})
+                    differs = sorted(
+                        k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k)
+                    )
+                    raise InputError(
+                        "error.corpus_other_run", path=str(folder), detail=", ".join(differs)
+                    )
+                writer = cls(folder, found, lock)
+                writer._check_chunks()
+                return writer
+            writer = cls(folder, {**manifest, "chunks": {}, "status": "running"}, lock)
+            _write_json(folder / MANIFEST, writer.manifest)
             return writer
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-            raise InputError("error.corpus_folder_taken", path=str(folder))
-        folder.mkdir(parents=True, exist_ok=True)
-        writer = cls(folder, {**manifest, "chunks": {}, "status": "running"})
-        _write_json(folder / MANIFEST, writer.manifest)
-        return writer
+        except BaseException:
+            lock.close()
+            raise
+
+    def close(self) -> None:
+        """Let another writer take the run up."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def _check_chunks(self) -> None:
         """Keep the chunks whose four files are readable (also one renamed in just before a kill,

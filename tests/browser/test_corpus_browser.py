@@ -4,9 +4,12 @@ keeps the finished chunks, Resume completes the run, and the summary is drawn.""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from core.corpus import list_runs, open_run
 from tests.browser.conftest import start_server
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "assets" / "screenshots"
 
 
 def settle(page) -> None:
@@ -51,8 +54,10 @@ def test_corpus_page_runs_stops_and_resumes(browser, tmp_path):
         run = open_run(folder)
         assert run.complete and run.n_done == 240 and len(run.manifest["chunks"]) == 8
         page.get_by_role("heading", name="Every head, averaged over the texts").wait_for()
-        assert page.locator("[data-testid=stDataFrame]").count() >= 2  # heads, by label
+        page.locator("[data-testid=stDataFrame]").nth(1).wait_for()  # heads, then by label
         page.get_by_text(re.compile("Complete · 240 of 240 texts · model smollm2")).wait_for()
+        assert run.manifest["model"]["name"] == "smollm2"
+        page.screenshot(path=SCREENSHOTS / "corpus.png")
         assert page.locator("[data-testid=stException]").count() == 0
         assert not errors, errors
     finally:
