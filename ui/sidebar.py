@@ -79,6 +79,10 @@ def _model_label(choice: str, language: Lang) -> str:
     return t("sidebar.model_builtin", language, title=spec.title, kind=kind)
 
 
+def _example_label(example_id: str, language: Lang) -> str:
+    return next(e.title(language) for e in load_examples() if e.id == example_id)
+
+
 def _cjk_label(rule: str, language: Lang) -> str:
     return t("sidebar.cjk_script" if rule == "script" else "sidebar.cjk_character", language)
 
@@ -189,7 +193,7 @@ def sidebar() -> Request | None:
             tr("sidebar.example"),
             list(examples),
             key=EXAMPLE_KEY,
-            format_func=lambda key: examples[key].title,
+            format_func=partial(_example_label, language=lang()),
             on_change=_use_example,
         )
         st.text_area(

@@ -1,4 +1,5 @@
-"""Example texts shipped in ``assets/examples/examples.json`` (English, Japanese, a pair, code)."""
+"""Example texts shipped in ``assets/examples/examples.json`` (English, Japanese, a pair, code),
+each with its title in every interface language."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.policy.i18n import DEFAULT_LANG, Lang
 
 __all__ = ["EXAMPLES_FILE", "Example", "load_examples"]
 
@@ -15,10 +18,18 @@ EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "e
 @dataclass(frozen=True)
 class Example:
     id: str
-    title: str
-    lang: str
+    titles: dict[str, str]  # interface language -> title
+    lang: str  # the text's own language
     text: str
     pair: str | None = None
+
+    def title(self, language: Lang = DEFAULT_LANG) -> str:
+        """The title in the interface ``language`` (English where it has none).
+
+        >>> load_examples()[0].title("ja")
+        '英語：「it」は何を指す？'
+        """
+        return self.titles.get(language) or self.titles[DEFAULT_LANG]
 
 
 @functools.cache
