@@ -86,7 +86,7 @@ def test_japanese_labels_are_characters_not_bytes(any_model):
     for label, special in zip(result.tokens, result.special, strict=True):
         if special:
             continue
-        core_label = label.split("(")[0]
+        core_label = label.split("(")[0].removesuffix(" [UNK]")  # MiniLM: 吾 is unknown
         assert core_label and set(core_label) <= text_chars, label
     assert "".join(dict.fromkeys(t.split("(")[0] for t in result.tokens if t[0] in text_chars))
 

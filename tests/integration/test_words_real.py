@@ -30,8 +30,10 @@ JAPANESE_SCRIPT = ["吾輩", "は", "猫", "である", "。", "名前", "はま
 
 
 def plain(words) -> list[str]:
-    """Word labels without special tokens."""
-    return [label for label, s in zip(words.labels, words.special, strict=True) if not s]
+    """Word labels without special tokens, and without the mark of an unknown token (MiniLM
+    reads 吾 as [UNK], shown "吾 [UNK]"): the words themselves are the same in both tokenizers."""
+    labels = zip(words.labels, words.special, strict=True)
+    return [label.removesuffix(" [UNK]") for label, s in labels if not s]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +89,7 @@ def test_word_labels_are_real_characters(any_model, text):
         for label, special in zip(words.labels, words.special, strict=True):
             assert "\ufffd" not in label and not label.startswith(("##", "Ġ", "▁")), label
             if not special and label not in ("␣", "␣␣", "↵↵"):
-                assert label in text, label
+                assert label.removesuffix(" [UNK]") in text, label
 
 
 def test_word_analysis_rows_sum_to_one_and_stay_causal(any_model):
