@@ -4,6 +4,7 @@ words, limits and device; it turns what is filled in (or what a shared link asks
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import streamlit as st
@@ -12,6 +13,7 @@ from core import BUILTIN_MODELS, DEFAULT_MODEL
 from core.policy.examples import load_examples
 from core.policy.i18n import DEFAULT_LANG, LANGUAGES, Lang, t
 from core.policy.settings import Settings
+from ui.analyze import ask
 from ui.links import apply_link
 from ui.services import app_settings
 from ui.state import (
@@ -29,9 +31,11 @@ from ui.state import (
     MODEL_KEY,
     PAIR_KEY,
     REMOTE_CODE_KEY,
+    REQUEST_KEY,
     TEXT_KEY,
     WORDS_KEY,
     Request,
+    current_result,
 )
 from ui.text import kind_label, lang, tr
 
@@ -39,6 +43,13 @@ MODEL_DESCRIPTIONS = {"minilm": "about.minilm", "smollm2": "about.smollm2"}
 # The sidebar's width in pixels (Streamlit's default is 300): a model's name and kind fit its
 # selector in either language, "SmolLM2-135M-Instruct（デコーダ）" included.
 SIDEBAR_WIDTH = 350
+# What of the form can differ from the analysis on screen, and its name in the notice.
+CHANGED = {
+    "model": "sidebar.changed_model",
+    "text": "sidebar.changed_text",
+    "pair": "sidebar.changed_pair",
+    "max_tokens": "sidebar.changed_max_tokens",
+}
 DEFAULT_MAX_TOKENS = 512
 
 
@@ -158,14 +169,22 @@ def _settings_expander(settings: Settings) -> None:
             )
 
 
-def sidebar() -> Request | None:
-    """Draw the input form; return a request when Analyze was pressed (or a shared link asked
-    for an analysis)."""
+def _press() -> None:
+    """Analyze's callback (before the script runs): ask for the form's analysis."""
+    ask(_request(app_settings()))
+
+
+def sidebar() -> None:
+    """Draw the input form; ask for an analysis (:func:`ui.analyze.ask`) when a link or session
+    file wants one, or (a session's first run) for the default example; Analyze asks from its
+    callback."""
     settings = app_settings()
     _init_state(settings)
     choices = model_choices(settings)
-    from_link = _request(settings) if apply_link(choices) else None
-    examples = {e.id: e for e in load_examples()}
+    origin = apply_link(choices)
+    if origin is not None:  # before any widget: a click now must not lose it
+        ask(replace(_request(settings), origin=origin))
+    examples = [e.id for e in load_examples()]
     if st.session_state[MODEL_KEY] not in choices:
         st.session_state[MODEL_KEY] = choices[0]
     with st.sidebar:
@@ -191,7 +210,7 @@ def sidebar() -> Request | None:
             st.caption(tr(MODEL_DESCRIPTIONS[choice]))
         st.selectbox(
             tr("sidebar.example"),
-            list(examples),
+            examples,
             key=EXAMPLE_KEY,
             format_func=partial(_example_label, language=lang()),
             on_change=_use_example,
@@ -211,7 +230,27 @@ def sidebar() -> Request | None:
                 horizontal=True,
             )
         _settings_expander(settings)
-        pressed = st.button(tr("sidebar.analyze"), key=ANALYZE_KEY, type="primary", width="stretch")
-    if pressed:
-        return _request(settings)
-    return from_link
+        st.button(
+            tr("sidebar.analyze"),
+            key=ANALYZE_KEY,
+            type="primary",
+            width="stretch",
+            on_click=_press,
+        )
+
+
+def input_notice() -> None:
+    """Under the Analyze button, after the run: say when the form no longer describes the
+    analysis on screen (a text typed, another model, a click that came first), so the sidebar
+    never shows a text that does not belong to the result without saying so."""
+    analysed: Request | None = st.session_state.get(REQUEST_KEY)
+    if analysed is None or current_result() is None:
+        return
+    form = _request(app_settings())
+    changed = [
+        tr(key)
+        for field, key in CHANGED.items()
+        if getattr(form, field) != getattr(analysed, field)
+    ]
+    if changed:
+        st.sidebar.info(tr("sidebar.not_analysed", what=tr("common.list_separator").join(changed)))

@@ -8,8 +8,8 @@ value), never by ``id()`` of an object that a cache may drop and a new object ma
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 import streamlit as st
 
@@ -52,6 +52,14 @@ GENERATION_KEY = "generation"
 GENERATION_PENDING_KEY = "generation_pending"
 RATE_KEY = "rate_limiter"
 LINK_KEY = "link_applied"
+# (request, started): the analysis asked for and whether it started. A click during the work
+# stops the script at its next Streamlit call; the next run finishes the request instead of
+# dropping it (ui.analyze).
+PENDING_KEY = "pending_request"
+# A link's (or session file's) view and problems, said once its analysis is done (ui.links).
+LINK_NOTE_KEY = "link_notes"
+LINK_UPLOAD_KEY = "link_upload"  # the session-file uploader
+LINK_OPENED_KEY = "link_opened"  # a session file just read, for the sidebar to apply
 # Widgets whose defaults depend on the result: reset when a new result arrives.
 RESULT_BOUND_KEYS = (
     BERTVIZ_LAYERS_KEY,
@@ -60,6 +68,9 @@ RESULT_BOUND_KEYS = (
     WEIGHTS_LAYERS_KEY,
     WEIGHTS_HEADS_KEY,
 )
+
+
+Origin = Literal["analyze", "link", "file", "start", "resumed"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,9 @@ class Request:
     max_tokens: int
     device: str | None
     trust_remote_code: bool = False
+    # Who asked: the Analyze button, a link or session file, the start page's default example,
+    # or a run a click interrupted. Not part of what is analysed (ignored when compared).
+    origin: Origin = field(default="analyze", compare=False)
 
 
 Value = TypeVar("Value")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
 from core import analyze, load_model
+from tests.app.conftest import APP
 from tests.app.helpers import analyze_in_app, decode, plotly_specs
 from viz.attention_view import decode_payload
 from viz.labels import axis_labels
@@ -15,9 +17,13 @@ HEATMAPS, VIEWS, STATISTICS = "pages/heatmaps.py", "pages/views.py", "pages/stat
 
 
 @pytest.mark.parametrize("page", [HEATMAPS, VIEWS, STATISTICS])
-def test_every_page_asks_for_input_first(app, page):
+def test_every_page_asks_for_input_when_nothing_is_analysed(page):
+    # The start page analyses the default example; a link whose text cannot be given does not.
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.query_params["example"] = "no-such-example"
+    app.run()
     app.switch_page(page).run()
-    assert not app.exception
+    assert not app.exception and "result" not in app.session_state
     assert "press **Analyze**" in app.info[0].value
 
 

@@ -78,5 +78,10 @@ def page(browser, server_url):
     tab.watch = watch
     tab.goto(server_url)
     tab.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
+    # The start page analyses the default example: let that run end before a test types.
+    tab.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    tab.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000
+    )
     yield tab
     context.close()

@@ -175,7 +175,7 @@ def test_links_round_trip_and_prefer_example_ids():
     [
         ({"text": "x" * (MAX_LINK_TEXT + 1)}, "text_too_long"),
         ({"model": "m" * 500, "text": "hi"}, "model_too_long"),
-        ({"layer": "-1"}, "bad_layer"),
+        ({"layer": "1.5"}, "bad_layer"),
         ({"layer": "1e9"}, "bad_layer"),
         ({"head": "<script>"}, "bad_head"),
         ({"example": "../../etc/passwd"}, "bad_example"),
