@@ -188,7 +188,7 @@ def test_a_layer_not_kept_is_recomputed_for_the_view(app, smollm2):
     header, blobs = view_payload(app)
     assert header["layer"] == 29 and header["seq_len"] == result.seq_len
     # The truth from transformers itself, on the text's own tokenization: a plain forward pass
-    # costs about a quarter of analyze(), which computes every layer's statistics too.
+    # costs about two thirds of analyze(), which computes every layer's statistics too.
     inputs = smollm2.tokenizer(text, return_tensors="pt")
     assert inputs["input_ids"][0].tolist() == list(result.token_ids)
     with torch.inference_mode():
