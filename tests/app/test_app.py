@@ -95,7 +95,10 @@ def test_statistics_tables_match_core(app, minilm):
     assert np.allclose(
         decode(entropy_spec["data"][0]["z"]), expected.normalized_head_entropy.numpy(), atol=1e-6
     )
-    labels = [button.proto.label for button in app.get("download_button")]
+    sidebar = {button.proto.label for button in app.sidebar.get("download_button")}
+    labels = [b.proto.label for b in app.main.get("download_button")]
+    labels = [label for label in labels if label not in sidebar]
+    assert sidebar == {"Session file (JSON)"}
     assert labels == [
         "Head statistics (CSV)",
         "Layer entropy (CSV)",
