@@ -41,7 +41,7 @@ __all__ = [
 
 PaddingSide = Literal["right", "left"]
 METRICS: tuple[str, ...] = tuple(HEAD_METRICS)
-PATTERNS = np.array(PATTERN_NAMES, dtype=object)
+PATTERNS = np.array(PATTERN_NAMES, dtype=object)  # pattern labels by index
 # One layer's weights of one batch may take at most this much (the forward pass holds a few
 # copies: scores, probabilities); longer texts get smaller batches.
 LAYER_BYTES = budget.DEFAULT_BUDGET_BYTES // 4
@@ -66,7 +66,8 @@ class BatchStatistics:
 
     ``metrics[name]`` and ``metrics[name + "_choice"]``: ``(B, L, H)`` float32, the
     :data:`core.methods.head_metrics.HEAD_METRICS` over every query and over the queries with a
-    choice; ``patterns`` / ``patterns_choice``: ``(B, L, H)`` labels; ``layer`` holds
+    choice; ``patterns`` / ``patterns_choice``: ``(B, L, H)`` label indices into
+    :data:`PATTERNS`; ``layer`` holds
     ``layer_entropy`` and ``layer_entropy_choice`` ``(B, L)``; ``top`` holds ``positions`` and
     ``shares`` ``(B, L, H, k)`` (plain ranking) and ``visible_positions`` / ``visible_shares``
     (keys >= 1 by attention per query that can see them), -1 / NaN where a text has fewer than
@@ -211,8 +212,8 @@ def batch_statistics(
         for suffix in ("", "_choice")
         for name in METRICS
     }
-    patterns = np.empty(shape, dtype=object)
-    choices = np.empty(shape, dtype=object)
+    patterns = np.zeros(shape, dtype=np.int8)  # indices into PATTERNS
+    choices = np.zeros(shape, dtype=np.int8)
     layer = {
         name: np.zeros((n_texts, n_layers), np.float32)
         for name in ("layer_entropy", "layer_entropy_choice")
@@ -240,7 +241,7 @@ def batch_statistics(
             scopes = {"all": ("",), "choice": ("_choice",)} if causal else {"all": ("", "_choice")}
             for scope, suffixes in scopes.items():
                 values = metric_values(block, masks[n], causal, scope)  # each (G, H)
-                labels = PATTERNS[pattern_index(values).numpy()]  # (G, H)
+                labels = pattern_index(values).numpy()  # (G, H), indices into PATTERNS
                 for suffix in suffixes:
                     for name, value in values.items():
                         metrics[f"{name}{suffix}"][items, index] = value.numpy()

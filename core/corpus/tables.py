@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from core.corpus.batch import BatchStatistics
+from core.corpus.batch import PATTERNS, BatchStatistics
 from core.engine.tokenize import Tokenized
 
 __all__ = ["TABLES", "ChunkBuilder", "label_field", "top_instances"]
@@ -34,6 +34,14 @@ def _lists(values: np.ndarray, pa_type: pa.DataType) -> pa.Array:
     valid = values >= 0 if values.dtype.kind == "i" else ~np.isnan(values)
     offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[valid], type=pa_type))
+
+
+def _labels(indices: np.ndarray) -> pa.Array:
+    """Pattern label indices ``(B, L, H)`` as a dictionary-encoded string column (no Python
+    string per row; Parquet keeps it as a dictionary, DuckDB reads it as text)."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices.reshape(-1), pa.int8()), pa.array(list(PATTERNS), pa.string())
+    )
 
 
 def top_instances(columns: Mapping[str, np.ndarray], top_n: int) -> dict[str, np.ndarray]:
@@ -126,10 +134,8 @@ class ChunkBuilder:
                     ),
                     "head": np.tile(np.arange(n_heads, dtype=np.int16), n_texts * n_layers),
                     **{name: values.reshape(-1) for name, values in stats.metrics.items()},
-                    "pattern": pa.array(stats.patterns.reshape(-1).tolist(), pa.string()),
-                    "pattern_choice": pa.array(
-                        stats.patterns_choice.reshape(-1).tolist(), pa.string()
-                    ),
+                    "pattern": _labels(stats.patterns),
+                    "pattern_choice": _labels(stats.patterns_choice),
                     "top_positions": _lists(stats.top["positions"].reshape(rows, -1), pa.int32()),
                     "top_shares": _lists(stats.top["shares"].reshape(rows, -1), pa.float32()),
                     "visible_positions": _lists(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core import analyze
-from core.corpus.batch import METRICS, BatchOptions, batch_statistics, padded_inputs
+from core.corpus.batch import METRICS, PATTERNS, BatchOptions, batch_statistics, padded_inputs
 from core.engine.tokenize import pad_token_id, tokenize, tokenize_many
 from core.methods.head_metrics import KeyMasks, metric_values
 from core.methods.head_stats import HeadStats
@@ -56,8 +56,10 @@ def test_a_padded_batch_equals_one_text_at_a_time(model, singles, side):
                 np.testing.assert_allclose(
                     batch.metrics[name + suffix][b], expected, atol=TOLERANCE, err_msg=name
                 )
-        assert batch.patterns[b].tolist() == [list(row) for row in stats["all"].patterns]
-        assert batch.patterns_choice[b].tolist() == [list(r) for r in stats["choice"].patterns]
+        assert PATTERNS[batch.patterns[b]].tolist() == [list(r) for r in stats["all"].patterns]
+        assert PATTERNS[batch.patterns_choice[b]].tolist() == [
+            list(r) for r in stats["choice"].patterns
+        ]
         np.testing.assert_allclose(
             batch.metrics["entropy"][b], analysis.head_entropy, atol=TOLERANCE
         )
