@@ -201,8 +201,10 @@ def run_load(sessions: int, *, max_concurrent: int = 2, browser=None) -> LoadRes
                 result.waited.append(page.evaluate("() => window.__attnscopeWaited === true"))
             result.server_cpu_s = _cpu_s(server.pid) - cpu_before
             result.phase_s = max(result.latencies) + started[0] - min(started.values())
-            bad.locator("[data-testid=stAlert]").first.wait_for(timeout=300_000)
-            result.broken_model_message = bad.locator("[data-testid=stAlert]").first.inner_text()
+            # The error alert, not the sidebar's notice that its request is not the result shown.
+            alert = bad.locator("[data-testid=stAlert]", has_text="Could not load").first
+            alert.wait_for(timeout=300_000)
+            result.broken_model_message = alert.inner_text()
     finally:
         done.set()
         server.stop()
