@@ -5,6 +5,7 @@ dropped."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import streamlit as st
@@ -12,15 +13,44 @@ import streamlit as st
 from core import InputError, check_text
 from core.engine.models import needs_conversion
 from core.policy.errors import AttnScopeError
+from core.policy.progress import Stage
 from core.policy.settings import check_request
 from ui.services import analysis_for, app_settings, count_request, get_model, heavy_work
 from ui.state import PENDING_KEY, Request, start_result
-from ui.text import md, show_error, tr
+from ui.text import lang, md, show_error, tr
 
 # The status line once the analysis is done, by who asked for it. The start page's default
 # example and a finished interrupted run say so (and do not read "Analysed", which tests and
 # people wait for after pressing Analyze).
 DONE_LABELS = {"start": "run.done_default", "resumed": "run.done_resumed"}
+
+
+class _Stages:
+    """A model's loading stages as they start: the status label names the one under way (the
+    first analysis after a server start waits seconds for them), and each finished one is kept
+    with its seconds, to be listed in the status once the analysis is done."""
+
+    def __init__(self, status) -> None:
+        self.status = status
+        self.lines: list[str] = []
+        self._current: tuple[str, float] | None = None
+
+    def __call__(self, stage: str) -> None:
+        self.finish()
+        text = stage.localized(lang(), escape=md) if isinstance(stage, Stage) else md(stage)
+        self._current = (text, time.perf_counter())
+        self.status.update(label=tr("run.stage_running", stage=text))
+
+    def finish(self) -> None:
+        """The stage under way is over."""
+        if self._current is not None:
+            self.took(*self._current)
+            self._current = None
+
+    def took(self, text: str, started: float) -> None:
+        """Keep ``text`` as a stage that ran from ``started`` (``time.perf_counter()``) to now."""
+        seconds = f"{time.perf_counter() - started:.1f}"
+        self.lines.append(tr("run.stage_line", stage=text, seconds=seconds))
 
 
 def _check(request: Request) -> None:
@@ -73,12 +103,19 @@ def run(request: Request) -> None:
     key = "run.converting" if needs_conversion(request.model) else "run.loading"
     failure: Exception | None = None
     with st.status(tr(key, model=md(request.model)), expanded=False) as status:
+        stages = _Stages(status)
         try:
             with heavy_work(status):
                 status.update(label=tr(key, model=md(request.model)))
-                model = get_model(request.model, request.device, request.trust_remote_code)
+                model = get_model(
+                    request.model, request.device, request.trust_remote_code, _progress=stages
+                )
+                stages.finish()
                 status.update(label=tr("run.analysing", model=md(model.title)))
+                started = time.perf_counter()
                 result = analysis_for(model, request.text, request.pair, limit)
+                if stages.lines:  # the model was loaded for this run: the first pass too
+                    stages.took(tr("run.stage_pass", tokens=result.seq_len), started)
         except Exception as error:
             st.session_state.pop(PENDING_KEY, None)
             status.update(label=tr("run.failed"), state="error", expanded=False)
@@ -87,6 +124,8 @@ def run(request: Request) -> None:
         show_error(failure)
         return
     with status:
+        if stages.lines:
+            st.markdown("\n".join(f"- {line}" for line in stages.lines))
         status.update(
             label=tr(
                 DONE_LABELS.get(request.origin, "run.done"),

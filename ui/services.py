@@ -16,6 +16,7 @@ import streamlit as st
 
 from core import Analysis, LoadedModel, analyze, load_model
 from core.policy.limits import ConcurrencyGate, RateLimiter
+from core.policy.progress import ProgressFn
 from core.policy.settings import Settings, load_settings
 from ui.state import RATE_KEY, REQUEST_KEY, Request
 from ui.text import tr
@@ -79,11 +80,24 @@ def count_request() -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
-def get_model(name: str, device: str | None, trust_remote_code: bool = False) -> LoadedModel:
+def get_model(
+    name: str,
+    device: str | None,
+    trust_remote_code: bool = False,
+    _progress: ProgressFn | None = None,
+) -> LoadedModel:
     """Load a model once per process, keyed by (name, device, remote code); at most 3 models
     (their weights: MiniLM 90 MB, SmolLM2 270 MB, an allowed Hub model its own size). Never
-    mutated afterwards: ablation hooks are always removed."""
-    return load_model(name, device=device, progress=_log.info, trust_remote_code=trust_remote_code)
+    mutated afterwards: ablation hooks are always removed. ``_progress`` (not part of the key)
+    hears each loading stage as it starts; it may update a status label (a message of its own,
+    never an element the cache would replay) but must not draw elements."""
+
+    def report(stage: str) -> None:
+        _log.info(stage)
+        if _progress is not None:
+            _progress(stage)
+
+    return load_model(name, device=device, progress=report, trust_remote_code=trust_remote_code)
 
 
 def model_named(name: str) -> LoadedModel:

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from core.policy.errors import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
+from core.policy.progress import ProgressFn, Stage
 
 if TYPE_CHECKING:  # transformers is imported when a model loads, not when core is imported
     from transformers import PretrainedConfig, PreTrainedModel
@@ -49,7 +51,6 @@ __all__ = [
 ]
 
 ModelKind = Literal["encoder", "decoder"]
-ProgressFn = Callable[[str], None]
 
 CACHE_ENV = "ATTNSCOPE_CACHE_DIR"
 # A Hugging Face repository id: "name" or "owner/name", letters, digits, '-', '_', '.'.
@@ -212,10 +213,7 @@ def _convert_gguf(builtin: BuiltinModel, folder: str, progress: ProgressFn) -> P
     target = _gguf_cache_dir(builtin)
     if not needs_conversion(builtin.name):
         return target
-    progress(
-        f"Converting {builtin.title} from GGUF (first use only, about 30 s); "
-        f"the result is cached in {target}"
-    )
+    progress(Stage("run.stage_converting", model=builtin.title, folder=str(target)))
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -228,7 +226,7 @@ def _convert_gguf(builtin: BuiltinModel, folder: str, progress: ProgressFn) -> P
         if quantizer is not None:
             # Otherwise the saved config claims GGUF quantisation and the cache cannot be reloaded.
             quantizer.remove_quantization_config(model)
-        progress(f"Saving the converted {builtin.title} to the cache")
+        progress(Stage("run.stage_saving", model=builtin.title))
         model.save_pretrained(work)
         tokenizer.save_pretrained(work)
         del model
@@ -300,13 +298,16 @@ def load_model(
 ) -> LoadedModel:
     """Load ``name`` (built-in name, Hugging Face id or model folder) ready for analysis.
 
-    ``progress`` receives one line per stage (resolving, converting, loading weights). Every
+    ``progress`` receives one :class:`~core.policy.progress.Stage` per stage (importing
+    transformers, looking up, converting, tokenizer, weights), as each starts. Every
     failure raises an :class:`~core.policy.errors.AttnScopeError` whose message says what to do.
     ``trust_remote_code`` stays off unless the caller turns it on explicitly.
     """
+    report = progress or (lambda message: None)
+    if "transformers.models.auto.modeling_auto" not in sys.modules:  # seconds, once a process
+        report(Stage("run.stage_libraries"))
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-    report = progress or (lambda message: None)
     started = time.perf_counter()
     source, builtin = resolve_source(name)
     target = pick_device(device)
@@ -317,7 +318,7 @@ def load_model(
         if builtin and builtin.gguf_file:
             source = str(_convert_gguf(builtin, source, report))
         if not builtin and not _is_dir(Path(source)):
-            report(f"Looking up '{name}' (local Hugging Face cache first, then the Hub)")
+            report(Stage("run.stage_lookup", name=name))
         config = _from_pretrained(
             AutoConfig.from_pretrained, source, trust_remote_code=trust_remote_code
         )
@@ -327,11 +328,11 @@ def load_model(
             raise UnsupportedModelError(
                 "error.no_attention_heads", name=display, model_type=config.model_type
             )
-        report(f"Loading tokenizer of {display}")
+        report(Stage("run.stage_tokenizer", model=display))
         tokenizer = _from_pretrained(
             AutoTokenizer.from_pretrained, source, trust_remote_code=trust_remote_code
         )
-        report(f"Loading weights of {display} onto {target.type}")
+        report(Stage("run.stage_weights", model=display, device=target.type))
         model_class = AutoModelForCausalLM if kind == "decoder" else AutoModel
         model = _from_pretrained(
             model_class.from_pretrained,
