@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from core import Analysis, LoadedModel, analyze, load_model
+from core.engine.devices import prefer_threads, server_threads, usable_cores
 from core.policy.limits import ConcurrencyGate, RateLimiter
 from core.policy.progress import ProgressFn
 from core.policy.settings import Settings, load_settings
@@ -97,6 +98,9 @@ def get_model(
         if _progress is not None:
             _progress(stage)
 
+    # A server leaves a core to Streamlit, other sessions and the browser (see server_threads);
+    # load_model applies it, and every script thread takes it at its first parallel op.
+    prefer_threads(server_threads(usable_cores()))
     return load_model(name, device=device, progress=report, trust_remote_code=trust_remote_code)
 
 

@@ -10,7 +10,14 @@ import torch
 from core.policy.errors import InputError
 from core.policy.parsing import whole_number
 
-__all__ = ["DeviceName", "configure_cpu_threads", "pick_device"]
+__all__ = [
+    "DeviceName",
+    "configure_cpu_threads",
+    "pick_device",
+    "prefer_threads",
+    "server_threads",
+    "usable_cores",
+]
 
 DeviceName = Literal["cuda", "mps", "cpu"]
 DEVICE_ENV = "ATTNSCOPE_DEVICE"
@@ -44,20 +51,49 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device(choice)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (at least 1)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may use
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)  # macOS and Windows
+
+
+def server_threads(cores: int) -> int:
+    """Torch threads for a process that serves the app: one core left to everything else.
+
+    An OpenMP parallel region waits for its slowest thread, so a thread on every core stalls
+    whenever anything else wants one, and a server never has its cores to itself (Streamlit's
+    threads, other sessions, a local browser). Measured on 2 cores with other work running
+    (``python -m bench app``): SmolLM2's 256-token analysis took 48 s in the app with 2 threads,
+    6.6 s with 1.
+
+    >>> server_threads(1), server_threads(2), server_threads(8)
+    (1, 1, 7)
+    """
+    return max(1, cores - 1)
+
+
+def prefer_threads(n: int | None) -> None:
+    """From now on :func:`configure_cpu_threads` uses ``n`` threads (``None``: every core), unless
+    ``$ATTNSCOPE_THREADS`` says otherwise; the app prefers :func:`server_threads`."""
+    global _preferred
+    _preferred = n
+
+
+_preferred: int | None = None
+
+
 def configure_cpu_threads() -> int:
-    """Use every core this process may run on (``$ATTNSCOPE_THREADS`` overrides); returns the count.
+    """Use every core this process may run on, or the count :func:`prefer_threads` chose
+    (``$ATTNSCOPE_THREADS`` overrides both); returns the count.
 
     PyTorch sometimes starts with fewer intra-op threads than usable cores, which halves speed on a
     2-core machine.
     """
     wanted = whole_number(os.environ.get(THREADS_ENV))
-    if wanted is not None:
-        n = wanted
-    elif hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may use
-        n = len(os.sched_getaffinity(0))
-    else:  # macOS and Windows
-        n = os.cpu_count() or 1
-    n = max(1, n)
+    if wanted is None:
+        wanted = _preferred if _preferred is not None else usable_cores()
+    n = max(1, wanted)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
