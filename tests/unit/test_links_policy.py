@@ -12,6 +12,7 @@ import re
 import time
 import tracemalloc
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -218,7 +219,10 @@ def asgi_get(path: str, headers: dict[str, str]) -> tuple[int, dict[bytes, bytes
         "query_string": b"lang=ja",
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
     }
-    asyncio.run(UnknownPageRedirect(inner)(scope, receive, send))
+    # In a thread of its own: Playwright's sync API (the browser tests, same process) leaves an
+    # event loop running in the main thread, and asyncio.run refuses to start under it.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, UnknownPageRedirect(inner)(scope, receive, send)).result()
     return sent[0]["status"], dict(sent[0]["headers"]), bool(reached)
 
 
