@@ -301,6 +301,7 @@ def _this_thread_only(hook: Callable[..., Any]) -> Callable[..., Any]:
             return None
         return hook(*args)
 
+    guarded.attnscope_hook = True  # what count_hooks counts
     return guarded
 
 
@@ -347,5 +348,18 @@ class HookSet:
 
 
 def count_hooks(model: nn.Module) -> int:
-    """How many forward and forward-pre hooks ``model`` and its submodules hold (for tests)."""
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    """How many of AttnScope's forward and forward-pre hooks ``model`` and its submodules hold
+    (for tests). transformers' own hooks are not counted: a first call with
+    ``output_attentions=True`` installs its output-capturing hooks for good.
+
+    >>> layer = nn.Linear(2, 2)
+    >>> handle = layer.register_forward_hook(lambda module, args, output: None)
+    >>> count_hooks(layer)
+    0
+    >>> handle.remove()
+    """
+    return sum(
+        getattr(hook, "attnscope_hook", False)
+        for m in model.modules()
+        for hook in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())
+    )
