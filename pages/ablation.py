@@ -16,6 +16,7 @@ from core.methods.ablation import (
     ranking_baseline,
 )
 from core.policy.i18n import t
+from ui.figures import show_figure
 from ui.services import count_request, heavy_work, model_of
 from ui.state import ABLATION, RANKING
 from ui.text import lang, show_error, tr
@@ -73,7 +74,7 @@ if effect is not None:
     else:
         st.metric(tr("ablation.cosine", heads=heads), f"{effect.cosine_similarity:.6f}")
     chart = position_effect_chart(effect, result.tokens, lang=language)
-    st.plotly_chart(chart, key="position_effect")
+    show_figure(chart, key="position_effect")
 
 st.subheader(tr("ablation.rank_header"))
 st.caption(tr("ablation.rank_caption", heads=result.n_layers * result.n_heads))
@@ -128,6 +129,6 @@ if ranking is not None:
     if not ranking.completed:
         st.warning(tr("ablation.partial", done=ranking.n_done, total=ranking.n_total))
     st.caption(tr("ablation.took", seconds=f"{ranking.seconds:.1f}"))
-    st.plotly_chart(importance_heatmap(ranking, lang=language), key="importance")
+    show_figure(importance_heatmap(ranking, lang=language), key="importance")
     table = ranking_frame(ranking, lang=language)
     table_with_csv(table, tr("ablation.download"), "head_importance.csv")

@@ -10,6 +10,7 @@ from core.methods.head_stats import HEAD_METRICS
 from core.policy.errors import AttnScopeError, InputError
 from core.policy.i18n import t
 from ui.derived import ensure_layers
+from ui.figures import show_figure
 from ui.services import analysis_for, count_request, heavy_work, model_named
 from ui.state import COMPARISON
 from ui.text import lang, show_error, tr
@@ -77,7 +78,7 @@ if comparison is not None:
             layer = layer_selector(comparison.a, LAYER_WIDGET)
         with right:
             head = head_selector(comparison.a, HEAD_WIDGET)
-        st.plotly_chart(
+        show_figure(
             difference_heatmap(comparison, layer, head, lang=language), key="difference_heatmap"
         )
     metric = st.selectbox(

@@ -8,6 +8,7 @@ from core.methods.generate import GenerationConfig, generate_steps
 from core.policy.errors import AttnScopeError
 from core.policy.settings import check_request
 from ui.derived import finish_generation
+from ui.figures import show_figure
 from ui.services import app_settings, count_request, heavy_work, model_named
 from ui.sidebar import selected_model_name
 from ui.state import CJK_KEY, GENERATION_KEY, GENERATION_PENDING_KEY, WORDS_KEY
@@ -130,8 +131,8 @@ else:
     labels, attention = generation.tokens[: step.ctx_len], step.attention
 # st.text, not markdown: a generated token must never be read as markup
 st.text(tr("generate.step_token", token=step.token, prob=f"{step.prob:.3f}", rank=step.rank))
-st.plotly_chart(
+show_figure(
     step_attention_heatmap(attention, labels, layer, step.token, lang=language), key="step_heads"
 )
-st.plotly_chart(step_mean_chart(attention, labels, layer, lang=language), key="step_mean")
+show_figure(step_mean_chart(attention, labels, layer, lang=language), key="step_mean")
 st.dataframe(candidates_table(step, lang=language), hide_index=True)

@@ -6,6 +6,7 @@ import streamlit as st
 from core.methods.head_stats import HEAD_METRICS
 from core.policy.i18n import t
 from ui.derived import head_stats
+from ui.figures import show_figure
 from ui.text import lang, tr
 from ui.widgets import require_result, table_with_csv
 from viz.heatmaps import metric_heatmap
@@ -31,7 +32,7 @@ metric = st.selectbox(
     format_func=lambda m, language=language: t(METRIC_KEYS[m], language),
 )
 st.caption(metric_caption(metric, language))
-st.plotly_chart(metric_heatmap(stats, metric, lang=language), key="head_metric_heatmap")
+show_figure(metric_heatmap(stats, metric, lang=language), key="head_metric_heatmap")
 table = head_stats_frame(stats, lang=language)
 table_with_csv(table, tr("heads.download"), "head_statistics.csv")
 with st.expander(tr("heads.patterns")):

@@ -4,6 +4,7 @@ attention rollout or norm-based attention, over tokens or words."""
 import streamlit as st
 
 from ui.derived import display_result, ensure_layers
+from ui.figures import show_figure
 from ui.text import lang, tr
 from ui.widgets import (
     effective_caption,
@@ -34,7 +35,7 @@ if head is None:
     figure = layer_heatmap(shown, layer, effective=mode, lang=language)
 else:
     figure = head_heatmap(shown, layer, head, effective=mode, lang=language)
-st.plotly_chart(figure, key="heatmap")
+show_figure(figure, key="heatmap")
 st.caption(tr("heatmaps.caption"))
 effective_caption(mode, shown)
 with st.expander(tr("heatmaps.tokens")):

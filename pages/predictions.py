@@ -4,6 +4,7 @@ each layer would predict if it were the last."""
 import streamlit as st
 
 from ui.derived import predictions
+from ui.figures import show_figure
 from ui.text import lang, show_error, tr
 from ui.widgets import csv_download, require_result, table_with_csv
 from viz.heatmaps import logit_lens_heatmap
@@ -31,7 +32,7 @@ table_with_csv(table, tr("predict.download_next"), "predictions.csv")
 
 st.subheader(tr("predict.lens"))
 st.caption(tr("predict.lens_caption"))
-st.plotly_chart(logit_lens_heatmap(predicted.lens, lang=language), key="logit_lens")
+show_figure(logit_lens_heatmap(predicted.lens, lang=language), key="logit_lens")
 csv_download(
     tr("predict.download_lens"), logit_lens_frame(predicted.lens, lang=language), "logit_lens.csv"
 )

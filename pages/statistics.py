@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.policy.i18n import t
 from ui.derived import display_result
+from ui.figures import show_figure
 from ui.text import lang, tr
 from ui.widgets import csv_download, require_result, table_with_csv
 from viz import (
@@ -33,7 +34,7 @@ normalized = st.toggle(tr("stats.normalized_toggle"), key=NORMALIZED_WIDGET)
 choice = result.causal and st.toggle(
     tr("stats.queries_toggle"), key=QUERIES_WIDGET, help=tr("stats.queries_help")
 )
-st.plotly_chart(
+show_figure(
     entropy_heatmap(result, normalized=normalized, choice=choice, lang=language),
     key="entropy_heatmap",
 )
@@ -44,7 +45,7 @@ csv_download(
 )
 
 st.subheader(tr("stats.layer_entropy"))
-st.plotly_chart(layer_entropy_chart(result, lang=language), key="layer_entropy_chart")
+show_figure(layer_entropy_chart(result, lang=language), key="layer_entropy_chart")
 table_with_csv(
     layer_entropy_table(result, lang=language), tr("stats.download_layers"), "layer_entropy.csv"
 )

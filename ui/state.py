@@ -175,6 +175,12 @@ NEURONS = SessionStore(
     "The neuron view's layer: (content_key, layer) -> NeuronLayer (every head's q and k, "
     "(H + KV)·T·d·4 bytes, and a T x T mask, T²·4: SmolLM2 at 2048 tokens about 23 MB): one.",
 )
+FIGURE_FILES = SessionStore(
+    "figure_files",
+    1,
+    "The last figure rendered as a file: (widget key, format, scale, figure hash) -> "
+    "RenderedFigure (a PNG at scale 4 of a 512-token heatmap is a few MB): one.",
+)
 DERIVED_STORES = (
     LAYERS,
     SHOWN,
@@ -185,6 +191,7 @@ DERIVED_STORES = (
     RANKING,
     COMPARISON,
     NEURONS,
+    FIGURE_FILES,
 )
 
 

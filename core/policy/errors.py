@@ -9,6 +9,7 @@ from core.policy.i18n import DEFAULT_LANG, Lang, t
 
 __all__ = [
     "AttnScopeError",
+    "FigureExportError",
     "InputError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -61,3 +62,7 @@ class ModelLoadError(AttnScopeError, RuntimeError):
 
 class UnsupportedModelError(AttnScopeError, TypeError):
     """The model loads but its attention cannot be read (no weights, encoder-decoder, ...)."""
+
+
+class FigureExportError(AttnScopeError, RuntimeError):
+    """A figure could not be written as a file (no Chromium to render it, or the render failed)."""
