@@ -84,6 +84,9 @@ _STRINGS = (
     "view.neuron_softmax",
     "view.neuron_masked",
     "view.neuron_cell",
+    "view.save_png",
+    "view.save_svg",
+    "view.save_title",
 )
 
 
@@ -102,10 +105,11 @@ class ViewPayload:
 @functools.cache
 def view_assets() -> tuple[str, str]:
     """The component's JavaScript and CSS, read once from ``assets/attention_view``: the neuron
-    view's drawing, then the module that draws the others and dispatches (one ES module)."""
+    view's drawing, the PNG/SVG export of the head and model views, then the module that draws
+    the others and dispatches (one ES module)."""
     js = "\n".join(
         (ASSETS / name).read_text(encoding="utf-8")
-        for name in ("neuron_view.js", "attention_view.js")
+        for name in ("neuron_view.js", "view_export.js", "attention_view.js")
     )
     css = (ASSETS / "attention_view.css").read_text(encoding="utf-8")
     return js, css

@@ -146,7 +146,7 @@ class LayerWeights {
 
 // --- line view: tokens in two columns, lines weighted by attention ------------------------------
 
-function buildLineView(container, header, weights, heads, ui, onHeadClick, geometry) {
+function buildLineView(container, header, weights, heads, ui, onHeadClick, geometry, fileName) {
   const n = header.seq_len;
   const rowH = rowHeight(n);
   const tokens = header.tokens;
@@ -235,6 +235,26 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
     );
   }
   container.appendChild(controls);
+  const name = fileName || "attnscope-view";
+  const fontPx = Math.max(7, Math.min(14, rowH - 5));
+  let drawn = []; // [head, query, key, alpha, width] of every line on the canvas now
+  const scene = () => ({
+    tokens,
+    col: colWidth,
+    lineWidth: canvasWidth,
+    rowH,
+    font: fontPx,
+    dimLeft: (i) => leftLabels[i].classList.contains("atv-dim"),
+    dimRight: (j) => rightLabels[j].classList.contains("atv-dim"),
+    lines: drawn,
+  });
+  controls.appendChild(
+    saveButtons(
+      header.strings,
+      () => lineViewPng(scene(), canvas, ratio, `${name}.png`),
+      () => lineViewSvg(scene(), `${name}.svg`)
+    )
+  );
 
   const scroller = el("div", "atv-scroller");
   const body = el("div", "atv-lines");
@@ -242,7 +262,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
   body.style.minWidth = `${2 * colWidth + canvasWidth}px`;
   body.style.setProperty("--atv-col", `${colWidth}px`);
   body.style.setProperty("--atv-row", `${rowH}px`);
-  body.style.setProperty("--atv-font", `${Math.max(7, Math.min(14, rowH - 5))}px`);
+  body.style.setProperty("--atv-font", `${fontPx}px`);
   const left = el("div", "atv-col atv-left");
   const right = el("div", "atv-col atv-right");
   const canvas = el("canvas", "atv-canvas");
@@ -307,6 +327,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
     ctx.strokeStyle = headColor(h);
     ctx.globalAlpha = Math.min(1, 0.15 + 0.85 * w);
     ctx.lineWidth = w > 0.5 ? 2 : 1;
+    drawn.push([h, i, j, ctx.globalAlpha, ctx.lineWidth]);
     ctx.beginPath();
     ctx.moveTo(0, y(i));
     ctx.lineTo(canvasWidth, y(j));
@@ -317,6 +338,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
   function draw(focus) {
     const started = performance.now();
     ctx.clearRect(0, 0, canvasWidth, n * rowH);
+    drawn = [];
     clearWeights();
     const visible = heads.filter((h) => ui.visible.has(h));
     const [[qLo, qHi], [kLo, kHi]] = ranges();
@@ -338,6 +360,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
               if (Math.min(9, Math.floor(w * 10)) !== bucket) continue;
               ctx.moveTo(0, y(i));
               ctx.lineTo(canvasWidth, y(j));
+              drawn.push([h, i, j, ctx.globalAlpha, ctx.lineWidth]);
               lines++;
             }
           }
@@ -415,7 +438,7 @@ function modelLayout(width, nHeads, withDetail) {
   return { beside, cell };
 }
 
-function buildModelView(container, header, blobs, setSelected, cell) {
+function buildModelView(container, header, blobs, setSelected, cell, fileName) {
   const nLayers = header.n_layers;
   const nHeads = header.n_heads;
   const thumbs = blobs.thumbnails;
@@ -524,6 +547,16 @@ function buildModelView(container, header, blobs, setSelected, cell) {
   frame.appendChild(rows);
   frame.appendChild(canvas);
   grid.appendChild(frame);
+  const picture = { canvas, nLayers, nHeads, x, y, cell };
+  const save = el("div", "atv-controls");
+  save.appendChild(
+    saveButtons(
+      header.strings,
+      () => modelGridPng(picture, `${fileName}.png`),
+      () => modelGridSvg(picture, `${fileName}.svg`)
+    )
+  );
+  container.appendChild(save);
   const scroll = el("div", "atv-grid-scroll"); // many layers scroll here, not down the page
   scroll.appendChild(grid);
   container.appendChild(scroll);
@@ -583,9 +616,10 @@ export default function (component) {
     root.appendChild(title);
     const view = el("div", "atv-view");
     root.appendChild(view);
-    buildLineView(view, header, new LayerWeights(header, blobs, header.n_heads), heads, ui, (h) =>
-      select(header.layer, h)
-    );
+    const weights = new LayerWeights(header, blobs, header.n_heads);
+    const onHead = (h) => select(header.layer, h);
+    const name = `attnscope-head-view-layer${header.layer}`;
+    buildLineView(view, header, weights, heads, ui, onHead, null, name);
   } else if (header.mode === "model") {
     const withDetail = Boolean(header.selected && blobs.detail);
     const width = root.clientWidth || parentElement.clientWidth || 900;
@@ -604,7 +638,7 @@ export default function (component) {
       root.__scrollToDetail = true;
       select(layer, head);
     };
-    buildModelView(gridBox, header, blobs, clicked, cell);
+    buildModelView(gridBox, header, blobs, clicked, cell, "attnscope-model-view");
     if (withDetail) {
       const [layer, head] = header.selected;
       const detail = el("div", "atv-model-detail");
@@ -618,7 +652,8 @@ export default function (component) {
       };
       const geometry = lineGeometry(beside ? DETAIL_WIDTH : width);
       const weights = new LayerWeights(header, blobs, 1);
-      buildLineView(detail, header, weights, [head], detailUi, null, geometry);
+      const name = `attnscope-layer${layer}-head${head}`;
+      buildLineView(detail, header, weights, [head], detailUi, null, geometry, name);
       // opened by a click and drawn under the grid: bring it into view
       if (root.__scrollToDetail && !beside) detail.scrollIntoView({ block: "nearest" });
     }
