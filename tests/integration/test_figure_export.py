@@ -173,3 +173,14 @@ def test_unknown_format_and_scale_are_refused(english):
         figure_bytes(fig, "jpeg")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="scale"):
         figure_bytes(fig, "png", scale=0)
+
+
+def test_the_readmes_export_example_writes_the_three_files(tmp_path, monkeypatch):
+    from tests.integration.test_readme_api import README, python_blocks
+
+    [(line, code)] = python_blocks(README.read_text(encoding="utf-8"), "## Exporting figures")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, f"README.md:{line}", "exec"), {})
+    assert Image.open(tmp_path / "head-0-0.png").size[0] == 900 * 3
+    assert "1: 東" in axis_texts((tmp_path / "head-0-0.svg").read_bytes(), "x")
+    assert pdf_pages((tmp_path / "head-0-0.pdf").read_bytes()) == 1
