@@ -36,9 +36,11 @@ def _fingerprint(fig: go.Figure) -> str:
     return hashlib.sha1(fig.to_json().encode("utf-8")).hexdigest()[:16]
 
 
+@st.fragment
 def export_controls(fig: go.Figure, *, key: str, name: str) -> None:
     """Format, PNG scale, a Prepare button that renders the file, then its download button
-    (kept, one per session, until the figure or the choice changes)."""
+    (kept, one per session, until the figure or the choice changes). A fragment: a choice here
+    reruns only these widgets, so the page above stays as it is and the popover stays open."""
     fmt: ExportFormat = st.radio(
         tr("common.export_format"),
         EXPORT_FORMATS,

@@ -75,3 +75,21 @@ def test_model_view_exports_its_grid(page):
     png = Image.open(io.BytesIO(download(page, root.locator(".atv-model-grid .atv-save-png"))))
     assert png.size == (40 + thumbs.evaluate("c => c.width"), 18 + thumbs.evaluate("c => c.height"))
     assert not page.watch.errors, page.watch.errors
+
+
+def test_heatmap_popover_downloads_an_svg_of_the_heatmap(page, minilm):
+    analyze_text(page, TEXT)
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.get_by_role("button", name="Download figure").first.click()
+    page.get_by_text("SVG", exact=True).click()
+    # a fragment: the choice reruns the popover's widgets only, so it stays open
+    page.get_by_role("button", name="Prepare SVG").wait_for(timeout=15_000)
+    page.get_by_role("button", name="Prepare SVG").click()
+    button = page.get_by_role("button", name="Download heatmap.svg")
+    button.wait_for(timeout=120_000)
+    svg = ET.fromstring(download(page, button))
+    (ticks,) = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "xaxislayer-above"]
+    labels = ["".join(node.itertext()) for node in ticks.iter(f"{SVG}text")]
+    tokens = analyze(minilm, TEXT).tokens
+    assert labels == [f"{i}: {token}" for i, token in enumerate(tokens)]
+    assert not page.watch.errors and not page.watch.external, page.watch
