@@ -87,6 +87,10 @@ _STRINGS = (
     "view.save_png",
     "view.save_svg",
     "view.save_title",
+    "view.selection_count",
+    "view.selection_sum",
+    "view.selection_mean",
+    "view.selection_clear",
 )
 
 

@@ -4,7 +4,9 @@
 // attention lines on a <canvas> (only each row's strongest keys above a threshold, so tens of
 // thousands of lines at most) and token labels as text nodes (textContent, never markup).
 // Hovering a token shows its every weight; clicking a head (swatch or thumbnail) selects it in
-// the app through the component state "selected" = {layer, head}. A sentence pair can be narrowed
+// the app through the component state "selected" = {layer, head}. Shift-clicking query tokens
+// (left) gathers them into a selection (BertViz #125): the lines and the keys' weights then show
+// the selected rows' summed or mean attention, until the selection is cleared. A sentence pair can be narrowed
 // to one direction (A→B, B→A, A→A, B→B), as in BertViz. The neuron view is in neuron_view.js.
 
 const PALETTE = [
@@ -234,10 +236,47 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
       el("span", "atv-note", fmt(header.strings.sparse_note, { k: weights.k }))
     );
   }
+  // Shift-clicked queries: kept in `ui` (they survive a change of layer), positions of this text.
+  ui.selection = new Set([...(ui.selection || [])].filter((i) => i < n));
+  ui.aggregate = ui.aggregate === "mean" ? "mean" : "sum";
+  const selectionBox = el("span", "atv-selection");
+  const selectionText = el("span", "atv-selection-count");
+  const aggregate = el("select", "atv-aggregate");
+  [
+    ["sum", header.strings.selection_sum],
+    ["mean", header.strings.selection_mean],
+  ].forEach(([value, label]) => {
+    const option = el("option", null, label);
+    option.value = value;
+    if (value === ui.aggregate) option.selected = true;
+    aggregate.appendChild(option);
+  });
+  aggregate.addEventListener("change", () => {
+    ui.aggregate = aggregate.value;
+    draw(null);
+  });
+  const clear = el("button", "atv-selection-clear", header.strings.selection_clear);
+  clear.type = "button";
+  clear.addEventListener("click", () => {
+    ui.selection.clear();
+    showSelection();
+    draw(null);
+  });
+  selectionBox.append(selectionText, aggregate, clear);
+  controls.appendChild(selectionBox);
   container.appendChild(controls);
   const name = fileName || "attnscope-view";
   const fontPx = Math.max(7, Math.min(14, rowH - 5));
-  let drawn = []; // [head, query, key, alpha, width] of every line on the canvas now
+  let drawn = []; // [head, query, key, alpha, width, weight] of every line on the canvas now
+  let drawnMode = "all"; // "all" rows, one "query" or "key" hovered, or the "selection"
+  // What is drawn, for tests and embedders: the mode, the selected queries, how they combine,
+  // and every line as {head, query, key, weight}.
+  container.attnscopeDrawing = () => ({
+    mode: drawnMode,
+    selection: [...ui.selection].sort((a, b) => a - b),
+    aggregate: ui.aggregate,
+    lines: drawn.map(([head, query, key, , , weight]) => ({ head, query, key, weight })),
+  });
   const scene = () => ({
     tokens,
     col: colWidth,
@@ -327,7 +366,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
     ctx.strokeStyle = headColor(h);
     ctx.globalAlpha = Math.min(1, 0.15 + 0.85 * w);
     ctx.lineWidth = w > 0.5 ? 2 : 1;
-    drawn.push([h, i, j, ctx.globalAlpha, ctx.lineWidth]);
+    drawn.push([h, i, j, ctx.globalAlpha, ctx.lineWidth, w]);
     ctx.beginPath();
     ctx.moveTo(0, y(i));
     ctx.lineTo(canvasWidth, y(j));
@@ -343,7 +382,11 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
     const visible = heads.filter((h) => ui.visible.has(h));
     const [[qLo, qHi], [kLo, kHi]] = ranges();
     let lines = 0;
-    if (focus === null) {
+    drawnMode = focus === null ? "all" : focus.query !== undefined ? "query" : "key";
+    if (focus === null && ui.selection.size > 0) {
+      drawnMode = "selection";
+      lines = drawSelection(visible, qLo, qHi, kLo, kHi);
+    } else if (focus === null) {
       for (const h of visible) {
         const { idx, val } = weights.top(heads.indexOf(h), ui.topK, kLo, kHi);
         ctx.strokeStyle = headColor(h);
@@ -360,7 +403,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
               if (Math.min(9, Math.floor(w * 10)) !== bucket) continue;
               ctx.moveTo(0, y(i));
               ctx.lineTo(canvasWidth, y(j));
-              drawn.push([h, i, j, ctx.globalAlpha, ctx.lineWidth]);
+              drawn.push([h, i, j, ctx.globalAlpha, ctx.lineWidth, w]);
               lines++;
             }
           }
@@ -404,15 +447,73 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
     container.dataset.drawMs = String(Math.round(performance.now() - started));
   }
 
+  // The selected queries' rows, summed (or their mean) per head and key: a line from each
+  // selected query to every key whose combined weight is at least HOVER_MIN, and beside each key
+  // its combined weight averaged over the visible heads.
+  function drawSelection(visible, qLo, qHi, kLo, kHi) {
+    const queries = [...ui.selection].filter((i) => i >= qLo && i < qHi).sort((a, b) => a - b);
+    const sums = new Float64Array(n);
+    const counts = new Uint16Array(n);
+    let lines = 0;
+    queries.forEach((i) => leftLabels[i].classList.add("atv-hover"));
+    for (const h of queries.length ? visible : []) {
+      const slot = heads.indexOf(h);
+      for (let t = kLo; t < kHi; t++) {
+        let total = 0;
+        let seen = 0;
+        for (const i of queries) {
+          const w = weights.weight(slot, i, t);
+          if (w === null) continue; // a long input's weak key, not sent: counts as 0
+          total += w;
+          seen++;
+        }
+        if (seen === 0) continue;
+        const value = ui.aggregate === "mean" ? total / queries.length : total;
+        sums[t] += value;
+        counts[t] += 1;
+        if (value < HOVER_MIN) continue;
+        for (const i of queries) {
+          line(h, i, t, value);
+          lines++;
+        }
+      }
+    }
+    for (let t = 0; t < n; t++) {
+      if (counts[t] === 0) continue;
+      const shown = sums[t] / counts[t];
+      rightLabels[t].lastChild.textContent = shown >= 0.0005 ? shown.toFixed(3) : "";
+      rightLabels[t].dataset.weight = String(shown);
+    }
+    return lines;
+  }
+
+  function showSelection() {
+    leftLabels.forEach((label, i) => label.classList.toggle("atv-selected", ui.selection.has(i)));
+    selectionBox.hidden = ui.selection.size === 0;
+    selectionText.textContent = fmt(header.strings.selection_count, { count: ui.selection.size });
+  }
+
   leftLabels.forEach((label, i) => {
     label.addEventListener("mouseenter", () => draw({ query: i }));
     label.addEventListener("mouseleave", () => draw(null));
+    // Shift-click adds (or removes) this query; a plain click does what it always did: nothing.
+    label.addEventListener("mousedown", (event) => {
+      if (event.shiftKey) event.preventDefault(); // no text selection on shift-click
+    });
+    label.addEventListener("click", (event) => {
+      if (!event.shiftKey) return;
+      if (ui.selection.has(i)) ui.selection.delete(i);
+      else ui.selection.add(i);
+      showSelection();
+      draw(null);
+    });
   });
   rightLabels.forEach((label, j) => {
     label.addEventListener("mouseenter", () => draw({ key: j }));
     label.addEventListener("mouseleave", () => draw(null));
   });
   applyDim();
+  showSelection();
   draw(null);
   return { draw };
 }
