@@ -13,6 +13,7 @@ from ui.views import (
     bertviz_offered,
     bertviz_section,
     neuron_section,
+    report_download,
     weights_download,
 )
 from ui.widgets import (
@@ -81,3 +82,4 @@ else:
     bertviz_section(base, view_key, "head" if kind == "bertviz-head" else "model")
 effective_caption(mode, base)
 weights_download(base)
+report_download(base, language)

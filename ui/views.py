@@ -1,5 +1,6 @@
 """The Views page's sections beyond AttnScope's own head and model view: BertViz through its
-layer and head filters, the neuron view, and the download of the attention weights."""
+layer and head filters, the neuron view, and the downloads of the attention weights and of an
+offline HTML report."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from functools import partial
 import streamlit as st
 
 from core import Analysis, AttnScopeError
-from core.engine.budget import DOWNLOAD_BUDGET_BYTES
+from core.engine.budget import DOWNLOAD_BUDGET_BYTES, fits
 from core.engine.export import FORMATS, WeightsFormat, weights_file, weights_file_bytes
 from core.engine.run import with_layers
 from core.methods.neuron import NeuronLayer, neuron_layer
@@ -30,6 +31,7 @@ from ui.widgets import attention_view, head_selector, layer_selector
 from viz import bertviz_html, estimate_bertviz_bytes, view_height
 from viz.attention_view import encode_neuron_view
 from viz.bertviz_views import BERTVIZ_BYTE_BUDGET, BertvizView, bertviz_budget
+from viz.report import report_html
 
 NEURON_LAYER_WIDGET = "neuron_layer"
 NEURON_HEAD_WIDGET = "neuron_head"
@@ -202,3 +204,26 @@ def weights_download(base: Analysis) -> None:
             file_name=f"attention_{base.model_name}_{base.seq_len}.{fmt}".replace("/", "_"),
             mime=FORMATS[fmt],
         )
+
+
+def report_download(base: Analysis, language: Lang) -> None:
+    """The offline HTML report of ``base`` (``viz/report.py``), built when the button is
+    pressed; a long input's layers are recomputed for it while they fit the memory budget."""
+    every = tuple(range(base.n_layers))
+    missing = len(base.held_layers) < base.n_layers
+    model = None
+    if missing and base.runnable and fits(base.n_layers, base.n_heads, base.seq_len):
+        model = model_of(base)
+
+    def build() -> bytes:  # runs when the button is pressed, outside the script run
+        held = base if model is None else with_layers(model, base, every)
+        return report_html(held, lang=language).encode("utf-8")
+
+    st.download_button(
+        tr("views.report_button"),
+        build,
+        file_name=f"attnscope_{base.model_name}_{base.seq_len}.html".replace("/", "_"),
+        mime="text/html",
+        help=tr("views.report_help"),
+        icon=":material/description:",
+    )
