@@ -106,14 +106,19 @@ class ViewPayload:
         return len(self.data)
 
 
+# The entry file that gives the one ES module its export: the app's Streamlit component, or the
+# Jupyter widget (viz/notebook.py). Both call the same drawAttentionView.
+_ENTRIES = {"streamlit": "streamlit_entry.js", "notebook": "notebook_widget.js"}
+
+
 @functools.cache
-def view_assets() -> tuple[str, str]:
+def view_assets(entry: Literal["streamlit", "notebook"] = "streamlit") -> tuple[str, str]:
     """The component's JavaScript and CSS, read once from ``assets/attention_view``: the neuron
-    view's drawing, the PNG/SVG export of the head and model views, then the module that draws
-    the others and dispatches (one ES module)."""
+    view's drawing, the PNG/SVG export of the head and model views, the module that draws the
+    others and dispatches, then ``entry``'s export (one ES module)."""
     js = "\n".join(
         (ASSETS / name).read_text(encoding="utf-8")
-        for name in ("neuron_view.js", "view_export.js", "attention_view.js")
+        for name in ("neuron_view.js", "view_export.js", "attention_view.js", _ENTRIES[entry])
     )
     css = (ASSETS / "attention_view.css").read_text(encoding="utf-8")
     return js, css

@@ -672,7 +672,10 @@ function lineGeometry(width) {
 
 // --- entry point --------------------------------------------------------------------------------
 
-export default function (component) {
+// Draws `data` (the payload bytes) into `parentElement`; a clicked head goes to
+// setStateValue("selected", {layer, head}). The module's export is added by an entry file:
+// streamlit_entry.js for the app's component, notebook_widget.js for the Jupyter widget.
+function drawAttentionView(component) {
   const { data, parentElement, setStateValue } = component;
   if (!data) return;
   let root = parentElement.querySelector(".atv-root");
