@@ -60,10 +60,17 @@ class AppServer:
             self.process.wait(timeout=15)
 
 
-def start_app(log_path: Path, *, timeout: float = 90, **env: str) -> AppServer:
+def start_app(
+    log_path: Path, *, timeout: float = 90, watcher: str | None = "none", **env: str
+) -> AppServer:
     """Start the app with ``env`` added to the environment; return once its health
-    check answers. Raises :class:`ServerFailed` (the log says why) if it exits or times out."""
+    check answers. Raises :class:`ServerFailed` (the log says why) if it exits or times out.
+
+    ``watcher``: the server's ``fileWatcherType``; ``None`` keeps the one in
+    ``.streamlit/config.toml``, as ``make run`` does (the tests pass none: nothing reruns when
+    a file in the tree changes under them)."""
     port = free_port()
+    watching = [] if watcher is None else ["--server.fileWatcherType", watcher]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -79,8 +86,7 @@ def start_app(log_path: Path, *, timeout: float = 90, **env: str) -> AppServer:
                 "127.0.0.1",
                 "--server.headless",
                 "true",
-                "--server.fileWatcherType",
-                "none",
+                *watching,
                 "--browser.gatherUsageStats",
                 "false",
             ],
@@ -111,3 +117,22 @@ def launch_chromium(playwright):
             f"{CHROMIUM} is missing: `make test` installs Debian's chromium package"
         )
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def choose_option(page, combobox: str, option: str, *, attempts: int = 5) -> None:
+    """Open the ``combobox`` dropdown and click ``option``, opening it again if a rerun closed it
+    before the option showed (a rerun redraws the select box; on a busy machine one can land
+    between the two clicks). Raises Playwright's TimeoutError after ``attempts`` tries."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        page.get_by_role("combobox", name=combobox).click()
+        choice = page.get_by_role("option", name=option)
+        try:
+            choice.wait_for(timeout=10_000)
+            choice.click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.appserver import launch_chromium, start_app
+from bench.appserver import choose_option, launch_chromium, start_app
 from core.policy.i18n import t as translate
 
 WORDS = (
@@ -169,8 +169,7 @@ def run_load(sessions: int, *, max_concurrent: int = 2, browser=None) -> LoadRes
                 )
                 pages.append(page)
             bad = pages[-1]
-            bad.get_by_role("combobox", name="Model").click()
-            bad.get_by_role("option", name="Other: Hugging Face id or folder").click()
+            choose_option(bad, "Model", "Other: Hugging Face id or folder")
             box = bad.get_by_role("textbox", name="Model id or folder")
             box.fill(str(broken))
             box.press("Enter")

@@ -20,6 +20,7 @@ from streamlit import config
 config.get_config_options(force_reparse=True)
 from streamlit.watcher.path_watcher import get_default_path_watcher_class
 print(config.get_option("server.fileWatcherType"), get_default_path_watcher_class().__name__)
+print(config.get_option("runner.fastReruns"))
 """
 
 
@@ -38,4 +39,30 @@ def test_streamlit_run_in_the_app_folder_picks_the_polling_watcher(tmp_path):
         text=True,
         check=True,
     )
-    assert out.stdout.split() == ["poll", "PollingPathWatcher"]
+    assert out.stdout.split() == ["poll", "PollingPathWatcher", "False"]
+
+
+def test_a_pending_click_survives_the_next_rerun_request():
+    """Without fast reruns, a request reaches the running script's ScriptRequests, which folds
+    it into the pending one: the button's trigger from the first request is kept although the
+    second (a text edit's) carries none. This is what fastReruns=false buys."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetStates
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, ScriptRequests
+
+    def states(**values):
+        out = WidgetStates()
+        for key, value in values.items():
+            widget = out.widgets.add()
+            widget.id = key
+            if isinstance(value, bool):
+                widget.trigger_value = value
+            else:
+                widget.string_value = value
+        return out
+
+    requests = ScriptRequests()
+    assert requests.request_rerun(RerunData(widget_states=states(analyze=True, text="old")))
+    assert requests.request_rerun(RerunData(widget_states=states(text="new")))
+    pending = {w.id: w for w in requests.on_scriptrunner_yield().rerun_data.widget_states.widgets}
+    assert pending["analyze"].trigger_value is True
+    assert pending["text"].string_value == "new"
