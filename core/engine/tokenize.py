@@ -37,8 +37,10 @@ __all__ = [
     "decoder",
     "encode_prompt",
     "end_token_ids",
+    "mask_token_id",
     "raw_token",
     "pad_token_id",
+    "single_token_id",
     "special_ids",
     "token_labels",
     "tokenize",
@@ -360,3 +362,26 @@ def pad_token_id(loaded: LoadedModel) -> int:
         if isinstance(value, int):
             return value
     return 0
+
+
+def mask_token_id(loaded: LoadedModel) -> int:
+    """The tokenizer's mask token (``[MASK]`` in BERT), or an :class:`InputError` for a model
+    that has none (SmolLM2): an attribution baseline made of masks needs one."""
+    value = getattr(loaded.tokenizer, "mask_token_id", None)
+    if not isinstance(value, int):
+        raise InputError("error.attribution_no_mask", model=loaded.title)
+    return value
+
+
+def single_token_id(loaded: LoadedModel, text: str) -> int:
+    """The one token id ``text`` is, as typed (a leading space is part of it in byte-level
+    vocabularies: ``" Paris"`` and ``"Paris"`` are different tokens). A text the tokenizer splits
+    into several pieces, or none, raises an :class:`InputError` that lists the pieces, so the
+    reader can pick one of them as the target."""
+    if not text or not text.strip():
+        raise InputError("error.attribution_empty_token")
+    ids = list(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+    if len(ids) != 1:
+        pieces = " | ".join(token_labels(loaded.tokenizer, ids))
+        raise InputError("error.attribution_token_split", token=text, n=len(ids), pieces=pieces)
+    return int(ids[0])

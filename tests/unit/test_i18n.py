@@ -14,7 +14,7 @@ from core.policy.i18n import LANGUAGES, catalogue, parse_lang, t
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
     "app|nav|common|sidebar|about|run|page|heatmaps|heatmap|entropy|stats|col|views|view|error"
-    "|metric|metricdef|pattern|heads|ablation|predict|compare|generate|effective|demo|link|corpus"
+    "|metric|metricdef|pattern|heads|ablation|predict|compare|generate|effective|demo|link|corpus|attribution"
 )
 KEY = re.compile(rf"""["']((?:{SECTIONS})\.[a-z0-9_]+)["']""")
 SOURCES = [

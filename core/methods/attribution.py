@@ -1,0 +1,295 @@
+"""Token attributions of one target (see :mod:`core.methods.attribution_target`) by Captum's
+saliency, input × gradient, integrated gradients and feature ablation (occlusion) over the input
+embeddings, beside attention × gradient, gradient-weighted rollout and value zeroing, for one
+analysis' own inputs (:func:`attribute`). A Stop keeps the methods already done.
+
+Formulas per token t (sums and norms over the embedding axis d):
+saliency ``||∂f/∂x_t||`` (Simonyan et al. 2014); input × gradient ``Σ_d x_td ∂f/∂x_td``
+(Shrikumar et al. 2016); integrated gradients ``Σ_d (x_td - x'_td) ∫_0^1 ∂f(x' + α(x - x'))/∂x_td
+dα`` (Sundararajan et al. 2017); occlusion ``f(x) - f(x with token t set to its baseline)``
+(Zeiler & Fergus 2014).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import Tensor
+
+from core.methods.attention_gradient import AttentionGradients, attention_gradients, relevance_row
+from core.methods.attribution_target import (
+    Baseline,
+    Target,
+    baseline_embeddings,
+    input_embeddings,
+    target_function,
+)
+from core.methods.value_zeroing import ValueZeroing, value_zeroing
+from core.policy.errors import InputError
+
+if TYPE_CHECKING:
+    from core.engine.analysis import Analysis
+    from core.engine.models import LoadedModel
+
+__all__ = [
+    "METHODS",
+    "Attributions",
+    "CaptumScores",
+    "Method",
+    "attribute",
+    "captum_scores",
+    "check_steps",
+]
+
+Method = Literal[
+    "saliency",
+    "input_x_gradient",
+    "integrated_gradients",
+    "occlusion",
+    "gradient_rollout",
+    "value_zeroing",
+]
+METHODS: tuple[Method, ...] = (
+    "saliency",
+    "input_x_gradient",
+    "integrated_gradients",
+    "occlusion",
+    "gradient_rollout",
+    "value_zeroing",
+)
+_CAPTUM: tuple[Method, ...] = METHODS[:4]
+MAX_STEPS = 512
+
+
+class _Stopped(Exception):
+    """Raised inside a Captum method's forward function when the reader pressed Stop."""
+
+
+def check_steps(steps: int) -> int:
+    """Integrated gradients' number of steps: a whole number in ``1..MAX_STEPS``."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise InputError("error.attribution_steps", steps=steps, most=MAX_STEPS)
+    return steps
+
+
+@dataclass(frozen=True)
+class CaptumScores:
+    """Per-token scores from Captum's methods, ``(T,)`` each, None where not run (or stopped)."""
+
+    saliency: Tensor | None = None
+    input_x_gradient: Tensor | None = None
+    integrated_gradients: Tensor | None = None
+    occlusion: Tensor | None = None
+    ig_delta: float | None = None  # Σ attributions - (f(x) - f(x')), Captum's convergence delta
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def captum_scores(
+    f: Callable[[Tensor], Tensor],
+    embeds: Tensor,
+    baseline: Tensor,
+    *,
+    methods: tuple[Method, ...] = _CAPTUM,
+    steps: int = 32,
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[CaptumScores, bool]:
+    """Captum's attributions of ``f`` (``(B, T, d) -> (B,)``) at ``embeds`` ``(1, T, d)``,
+    reduced to one score per token, and whether every method finished. ``baseline`` ``(1, T,
+    d)`` is integrated gradients' reference and what occlusion puts in a token's place.
+    Integrated gradients use Gauss-Legendre quadrature over ``steps`` points, ``batch_size`` of
+    them per pass. ``progress(n)`` is called with the rows each pass evaluates;
+    ``should_stop()`` is asked before every pass, and a true answer drops the method under way
+    and keeps those done."""
+    from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients, Saliency
+
+    check_steps(steps)
+
+    def counted(embeds_batch: Tensor) -> Tensor:
+        if should_stop is not None and should_stop():
+            raise _Stopped
+        values = f(embeds_batch)  # (B,)
+        if progress is not None:
+            progress(embeds_batch.shape[0])
+        return values
+
+    found: dict[str, object] = {}
+    seconds: dict[str, float] = {}
+    finished = True
+    seq_len = embeds.shape[1]
+    with torch.inference_mode(False), torch.enable_grad():
+        embeds = embeds.clone().requires_grad_(True)
+        baseline = baseline.clone()
+        for method in methods:
+            started = time.perf_counter()
+            try:
+                if method == "saliency":
+                    grads = Saliency(counted).attribute(embeds, abs=False)  # (1, T, d)
+                    found[method] = grads[0].norm(dim=-1)  # (T,)
+                elif method == "input_x_gradient":
+                    product = InputXGradient(counted).attribute(embeds)  # (1, T, d)
+                    found[method] = product[0].sum(dim=-1)  # (T,)
+                elif method == "integrated_gradients":
+                    attributions, delta = IntegratedGradients(counted).attribute(
+                        embeds,
+                        baselines=baseline,
+                        n_steps=steps,
+                        method="gausslegendre",
+                        internal_batch_size=batch_size,
+                        return_convergence_delta=True,
+                    )  # (1, T, d), (1,)
+                    found[method] = attributions[0].sum(dim=-1)  # (T,)
+                    found["ig_delta"] = float(delta[0])
+                elif method == "occlusion":
+                    mask = torch.arange(seq_len, device=embeds.device)[None, :, None]  # (1, T, 1)
+                    occluded = FeatureAblation(counted).attribute(
+                        embeds,
+                        baselines=baseline,
+                        feature_mask=mask.expand_as(embeds),
+                        perturbations_per_eval=batch_size,
+                    )  # (1, T, d), each token's value repeated over d
+                    found[method] = occluded[0, :, 0]  # (T,)
+            except _Stopped:
+                finished = False
+                break
+            seconds[method] = time.perf_counter() - started
+    scores = {k: v.detach().float().cpu() for k, v in found.items() if isinstance(v, Tensor)}
+    delta = found.get("ig_delta")
+    return CaptumScores(**scores, ig_delta=delta, seconds=seconds), finished  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, eq=False)
+class Attributions:
+    """Every attribution of one target over one analysis, float32 on the CPU, read by name.
+
+    Token scores are ``(T,)``: Captum's four (:class:`CaptumScores`), ``gradient_rollout`` (the
+    target's row of :func:`~core.methods.attention_gradient.gradient_rollout` at the last layer)
+    and ``value_zeroing`` (its row of the value-zeroing rollout over the layers done). None
+    marks a method not asked for or stopped before it finished; ``completed`` is False after a
+    Stop. ``f_input`` and ``f_baseline`` are ``f(x)`` and ``f(x')``."""
+
+    tokens: tuple[str, ...]
+    target: Target
+    baseline: Baseline
+    steps: int
+    f_input: float
+    f_baseline: float
+    captum: CaptumScores
+    attention: AttentionGradients | None  # per-head attention and its gradient
+    gradient_rollout: Tensor | None  # (T,)
+    zeroing: ValueZeroing | None
+    value_zeroing: Tensor | None  # (T,)
+    completed: bool
+    seconds: dict[str, float]
+
+    def scores(self) -> dict[str, Tensor]:
+        """The token scores that were computed, by method name in :data:`METHODS` order."""
+        named = {
+            "saliency": self.captum.saliency,
+            "input_x_gradient": self.captum.input_x_gradient,
+            "integrated_gradients": self.captum.integrated_gradients,
+            "occlusion": self.captum.occlusion,
+            "gradient_rollout": self.gradient_rollout,
+            "value_zeroing": self.value_zeroing,
+        }
+        return {name: value for name, value in named.items() if value is not None}
+
+
+def _units(methods: tuple[Method, ...], steps: int, seq_len: int, n_layers: int) -> int:
+    """Forward passes (rows) a run makes, for its progress bar."""
+    per_method = {
+        "saliency": 1,
+        "input_x_gradient": 1,
+        "integrated_gradients": steps + 2,
+        "occlusion": seq_len + 1,
+        "gradient_rollout": 1,
+        "value_zeroing": n_layers,
+    }
+    return sum(per_method[m] for m in methods)
+
+
+def attribute(
+    loaded: LoadedModel,
+    analysis: Analysis,
+    target: Target,
+    *,
+    methods: tuple[Method, ...] = METHODS,
+    baseline: Baseline = "pad",
+    steps: int = 32,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Attributions:
+    """Run ``methods`` on ``analysis``' own inputs towards ``target`` (from
+    :func:`~core.methods.attribution_target.resolve_target`), in :data:`METHODS` order.
+    ``progress(done, total)`` counts forward rows; ``should_stop()`` is asked before each pass
+    and a true answer returns what is done with ``completed=False``."""
+    check_steps(steps)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
+    embeds = input_embeddings(loaded, analysis)  # (1, T, d)
+    reference = baseline_embeddings(loaded, analysis, embeds, baseline)  # (1, T, d)
+    f = target_function(loaded, analysis, target)
+    with torch.inference_mode():
+        f_input, f_baseline = (float(v) for v in f(torch.cat([embeds, reference])))
+    total = _units(methods, steps, analysis.seq_len, loaded.n_layers)
+    done = 0
+
+    def advance(rows: int) -> None:
+        nonlocal done
+        done = min(total, done + rows)
+        if progress is not None:
+            progress(done, total)
+
+    stopped = lambda: should_stop is not None and should_stop()  # noqa: E731
+    asked = tuple(m for m in METHODS if m in methods)
+    captum, finished = captum_scores(
+        f,
+        embeds,
+        reference,
+        methods=tuple(m for m in asked if m in _CAPTUM),
+        steps=steps,
+        batch_size=batch_size,
+        progress=advance,
+        should_stop=should_stop,
+    )
+    seconds = dict(captum.seconds)
+    attention = rolled = zeroing = zeroed_row = None
+    if finished and "gradient_rollout" in asked and not stopped():
+        started = time.perf_counter()
+        attention = attention_gradients(loaded, analysis, target)
+        rolled = relevance_row(attention.rollout[-1], target.query_positions)  # (T,)
+        seconds["gradient_rollout"] = time.perf_counter() - started
+        advance(1)
+    elif "gradient_rollout" in asked:
+        finished = False
+    if finished and "value_zeroing" in asked:
+        started = time.perf_counter()
+        zeroing = value_zeroing(
+            loaded, analysis, progress=lambda d, t: advance(1), should_stop=should_stop
+        )
+        seconds["value_zeroing"] = time.perf_counter() - started
+        if zeroing.completed:
+            zeroed_row = relevance_row(zeroing.rollout[-1], target.query_positions)  # (T,)
+        finished = zeroing.completed
+    return Attributions(
+        tokens=analysis.tokens,
+        target=target,
+        baseline=baseline,
+        steps=steps,
+        f_input=f_input,
+        f_baseline=f_baseline,
+        captum=captum,
+        attention=attention,
+        gradient_rollout=rolled,
+        zeroing=zeroing,
+        value_zeroing=zeroed_row,
+        completed=finished,
+        seconds=seconds,
+    )
