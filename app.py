@@ -52,6 +52,9 @@ def main() -> None:
                     "pages/predictions.py", "nav.predictions", ":material/lightbulb:", "predictions"
                 ),
                 page("pages/compare.py", "nav.compare", ":material/compare_arrows:", "compare"),
+                page(
+                    "pages/attribution.py", "nav.attribution", ":material/insights:", "attribution"
+                ),
             ],
             tr("nav.section_generation"): [
                 page("pages/generate.py", "nav.generate", ":material/edit_note:", "generate"),

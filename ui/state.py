@@ -175,6 +175,14 @@ NEURONS = SessionStore(
     "The neuron view's layer: (content_key, layer) -> NeuronLayer (every head's q and k, "
     "(H + KV)·T·d·4 bytes, and a T x T mask, T²·4: SmolLM2 at 2048 tokens about 23 MB): one.",
 )
+ATTRIBUTION = SessionStore(
+    "attribution",
+    1,
+    "Attributions: (content_key, measure, position, token, baseline, steps) -> (Attributions, "
+    "Agreement or None): T scores per method, every head's attention and its gradient "
+    "(2·L·H·T²·4 bytes: SmolLM2 at 128 tokens 35 MB) and T² per layer of value zeroing; kept "
+    "partial while it runs: one.",
+)
 FIGURE_FILES = SessionStore(
     "figure_files",
     1,
@@ -191,6 +199,7 @@ DERIVED_STORES = (
     RANKING,
     COMPARISON,
     NEURONS,
+    ATTRIBUTION,
     FIGURE_FILES,
 )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -224,11 +224,14 @@ def attribute(
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_partial: Callable[[Attributions], None] | None = None,
 ) -> Attributions:
     """Run ``methods`` on ``analysis``' own inputs towards ``target`` (from
     :func:`~core.methods.attribution_target.resolve_target`), in :data:`METHODS` order.
     ``progress(done, total)`` counts forward rows; ``should_stop()`` is asked before each pass
-    and a true answer returns what is done with ``completed=False``."""
+    and a true answer returns what is done with ``completed=False``; ``on_partial(result)`` gets
+    the result so far after each method (an app keeps it, so an interrupted run loses only the
+    method under way)."""
     check_steps(steps)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -247,49 +250,55 @@ def attribute(
         if progress is not None:
             progress(done, total)
 
-    stopped = lambda: should_stop is not None and should_stop()  # noqa: E731
-    asked = tuple(m for m in METHODS if m in methods)
-    captum, finished = captum_scores(
-        f,
-        embeds,
-        reference,
-        methods=tuple(m for m in asked if m in _CAPTUM),
-        steps=steps,
-        batch_size=batch_size,
-        progress=advance,
-        should_stop=should_stop,
-    )
-    seconds = dict(captum.seconds)
-    attention = rolled = zeroing = zeroed_row = None
-    if finished and "gradient_rollout" in asked and not stopped():
-        started = time.perf_counter()
-        attention = attention_gradients(loaded, analysis, target)
-        rolled = relevance_row(attention.rollout[-1], target.query_positions)  # (T,)
-        seconds["gradient_rollout"] = time.perf_counter() - started
-        advance(1)
-    elif "gradient_rollout" in asked:
-        finished = False
-    if finished and "value_zeroing" in asked:
-        started = time.perf_counter()
-        zeroing = value_zeroing(
-            loaded, analysis, progress=lambda d, t: advance(1), should_stop=should_stop
-        )
-        seconds["value_zeroing"] = time.perf_counter() - started
-        if zeroing.completed:
-            zeroed_row = relevance_row(zeroing.rollout[-1], target.query_positions)  # (T,)
-        finished = zeroing.completed
-    return Attributions(
+    result = Attributions(
         tokens=analysis.tokens,
         target=target,
         baseline=baseline,
         steps=steps,
         f_input=f_input,
         f_baseline=f_baseline,
-        captum=captum,
-        attention=attention,
-        gradient_rollout=rolled,
-        zeroing=zeroing,
-        value_zeroing=zeroed_row,
-        completed=finished,
-        seconds=seconds,
+        captum=CaptumScores(),
+        attention=None,
+        gradient_rollout=None,
+        zeroing=None,
+        value_zeroing=None,
+        completed=False,
+        seconds={},
     )
+    for method in (m for m in METHODS if m in methods):
+        if should_stop is not None and should_stop():
+            return result
+        started = time.perf_counter()
+        if method in _CAPTUM:
+            found, finished = captum_scores(
+                f,
+                embeds,
+                reference,
+                methods=(method,),
+                steps=steps,
+                batch_size=batch_size,
+                progress=advance,
+                should_stop=should_stop,
+            )
+            if not finished:
+                return result
+            merged = {k: v for k, v in vars(found).items() if v is not None and k != "seconds"}
+            result = replace(result, captum=replace(result.captum, **merged))
+        elif method == "gradient_rollout":
+            attention = attention_gradients(loaded, analysis, target)
+            rolled = relevance_row(attention.rollout[-1], target.query_positions)  # (T,)
+            result = replace(result, attention=attention, gradient_rollout=rolled)
+            advance(1)
+        else:
+            zeroing = value_zeroing(
+                loaded, analysis, progress=lambda d, t: advance(1), should_stop=should_stop
+            )
+            if not zeroing.completed:
+                return replace(result, zeroing=zeroing)
+            rolled = relevance_row(zeroing.rollout[-1], target.query_positions)  # (T,)
+            result = replace(result, zeroing=zeroing, value_zeroing=rolled)
+        seconds = {**result.seconds, method: time.perf_counter() - started}
+        result = replace(result, seconds=seconds)
+        if on_partial is not None:
+            on_partial(result)
+    return replace(result, completed=True)

@@ -18,6 +18,7 @@ PAGES = [
     "pages/ablation.py",
     "pages/predictions.py",
     "pages/compare.py",
+    "pages/attribution.py",
 ]
 MISSING = "⟦".encode()
 

@@ -49,6 +49,7 @@ def test_every_figure_page_uses_show_figure():
     # the pages with Plotly figures, and how many each shows
     assert {page: n for page, n in shown.items() if n} == {
         "ablation": 2,
+        "attribution": 3,
         "compare": 1,
         "generate": 2,
         "heads": 1,

@@ -1,0 +1,80 @@
+"""The Attribution page through AppTest on both bundled models: its figures and table against
+core's own numbers, its messages for bad targets in both languages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import analyze
+from core.methods.agreement import agreement
+from core.methods.attribution import attribute
+from core.methods.attribution_target import resolve_target
+from core.policy.i18n import t
+from tests.app.conftest import APP
+from tests.app.helpers import analyze_in_app, decode, plotly_specs
+from viz.attribution import shaded_scores
+
+A, B = "A cat sat on the mat.", "A dog slept on the rug."
+
+
+def test_minilm_needs_a_second_sentence_then_matches_core(app, minilm):
+    analyze_in_app(app, A)
+    app.switch_page("pages/attribution.py").run()
+    app.number_input(key="attribution_steps").set_value(8)
+    app.button(key="attribution_run").click().run()
+    assert not app.exception
+    message = app.error[0].value.replace("\\", "")  # the model name is Markdown-escaped
+    assert message == t("error.attribution_needs_pair", "en", model="all-MiniLM-L6-v2")
+
+    analyze_in_app(app, A, pair=B)
+    app.switch_page("pages/attribution.py").run()
+    app.number_input(key="attribution_steps").set_value(8)
+    app.button(key="attribution_run").click().run()
+    assert not app.exception and not app.error
+    analysis = analyze(minilm, A, B)
+    target = resolve_target(minilm, analysis)
+    expected = attribute(minilm, analysis, target, baseline="pad", steps=8)
+    tokens, grad, agree = plotly_specs(app)  # shaded text, attention x gradient, agreement map
+    assert np.allclose(decode(tokens["data"][0]["z"]), shaded_scores(expected)[1], atol=1e-4)
+    product = expected.attention.product[0, 0].numpy()
+    assert np.allclose(decode(grad["data"][0]["z"]), product, atol=1e-6)
+    table = agreement(minilm, analysis, expected)
+    shown = decode(agree["data"][0]["z"]).astype(np.float64)
+    assert np.allclose(shown, table.heads[:, :, 0].numpy(), atol=1e-3, equal_nan=True)
+    first = app.dataframe[-1].value.iloc[0]  # sorted by saliency, highest ρ first
+    best = table.rows(sort_by="saliency")[0]
+    assert (first["source"], first["saliency"]) == (best["source"], pytest.approx(best["saliency"]))
+    assert any(f"{expected.captum.ig_delta:.3g}" in c.value for c in app.caption)
+
+
+def test_smollm2_bad_targets_in_japanese_then_a_run(smollm2):
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params["lang"] = "ja"
+    at.run()
+    text = "The capital of France is"
+    analyze_in_app(at, text, model="smollm2")
+    at.switch_page("pages/attribution.py").run()
+    at.text_input(key="attribution_token").set_value("Paris is")
+    at.button(key="attribution_run").click().run()
+    assert "「Paris is」" in at.error[0].value and "ピース" in at.error[0].value
+    at.text_input(key="attribution_token").set_value(" Paris")
+    at.text_input(key="attribution_position").set_value("99")
+    at.button(key="attribution_run").click().run()
+    last = len(analyze(smollm2, text).tokens) - 1
+    assert at.error[0].value == t("error.attribution_position", "ja", position=99, last=last)
+    at.text_input(key="attribution_position").set_value("")
+    at.number_input(key="attribution_steps").set_value(0)
+    at.button(key="attribution_run").click().run()
+    assert at.error[0].value == t("error.attribution_steps", "ja", steps=0, most=512)
+    at.number_input(key="attribution_steps").set_value(4)
+    at.button(key="attribution_run").click().run()
+    assert not at.exception and not at.error
+    analysis = analyze(smollm2, text)
+    target = resolve_target(smollm2, analysis, token=" Paris")
+    expected = attribute(smollm2, analysis, target, steps=4, methods=("integrated_gradients",))
+    scores = at.get("download_button")  # the CSV of the scores is there
+    assert scores
+    assert any(f"{expected.captum.ig_delta:.3g}" in c.value for c in at.caption)
+    assert any("「Paris」" in m.value for m in at.markdown)
