@@ -1,9 +1,9 @@
-"""``python -m bench [timings|views|rank|load|corpus] [options]``: every benchmark (default) or
-one."""
+"""``python -m bench [COMMAND] [options]``: every benchmark (default) or one of timings, views,
+rank, app, load, corpus, report, attribution."""
 
 import sys
 
-from bench import corpus, load, rank_heads, timings, views
+from bench import app, attribution, corpus, load, rank_heads, report, timings, views
 
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("all", [])
@@ -13,7 +13,13 @@ if __name__ == "__main__":
         views.main(rest if command == "views" else [])
     if command in ("rank", "all"):
         rank_heads.main()
+    if command in ("app", "all"):
+        app.main(rest if command == "app" else [])
     if command in ("load", "all"):
         load.main(rest if command == "load" else [])
     if command in ("corpus", "all"):
         corpus.main(rest if command == "corpus" else [])
+    if command in ("report", "all"):
+        report.main(rest if command == "report" else [])
+    if command in ("attribution", "all"):
+        attribution.main(rest if command == "attribution" else [])
