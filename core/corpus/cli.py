@@ -42,6 +42,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--top-n", type=int, default=20, help="strongest instances kept per head")
     run.add_argument("--limit", type=int, default=None, help="only the first N texts")
     run.add_argument("--device", default=None, help="cuda, mps, cpu or auto")
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads on the CPU (default: one core fewer than usable, as the app; "
+        "$ATTNSCOPE_THREADS overrides)",
+    )
     listing = sub.add_parser("list", help="list the runs in a folder")
     listing.add_argument("--root", default=None, help="default: $ATTNSCOPE_RUNS_DIR or cache")
     show = sub.add_parser("show", help="summarise a run folder (or run SQL on it)")
@@ -60,9 +67,12 @@ def _bar(done: int, total: int, elapsed: float, eta: float | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import torch
+
     from core.corpus.batch import BatchOptions
     from core.corpus.run import default_out, run_corpus
     from core.corpus.sources import load_source
+    from core.engine.devices import preferred_threads, server_threads, usable_cores
     from core.policy.settings import load_settings
 
     settings = load_settings()
@@ -92,20 +102,26 @@ def _run(args: argparse.Namespace) -> int:
         line = _bar(p.done, p.total, p.elapsed, p.eta)
         print(("\r" if tty else "") + line, end="" if tty else "\n", file=sys.stderr, flush=True)
 
+    # One core fewer than usable, as the app's server: an OpenMP region waits for its slowest
+    # thread, so with a thread on every core a run crawls whenever anything else wants a core
+    # (python -m bench corpus, 1 000 texts on MiniLM, 2 cores, another job on one of them: the
+    # bare forward pass had not ended after 6 minutes on 2 threads; it takes 9.1 s on 1).
+    threads = args.threads if args.threads is not None else server_threads(usable_cores())
     started = time.perf_counter()
     try:
-        run = run_corpus(
-            corpus,
-            args.model,
-            out=out,
-            options=options,
-            engine=args.engine,
-            ray_address=args.ray_address,
-            ray_workers=max(1, args.workers),
-            device=args.device,
-            settings=settings,
-            progress=progress,
-        )
+        with preferred_threads(max(1, threads)):
+            run = run_corpus(
+                corpus,
+                args.model,
+                out=out,
+                options=options,
+                engine=args.engine,
+                ray_address=args.ray_address,
+                ray_workers=max(1, args.workers),
+                device=args.device,
+                settings=settings,
+                progress=progress,
+            )
     except KeyboardInterrupt:
         print(
             f"\nstopped: finished chunks are kept in {out}; run the same command to resume",
@@ -116,7 +132,8 @@ def _run(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     seconds = time.perf_counter() - started
     print(
-        f"{run.n_done} texts in {seconds:.1f} s ({run.n_done / seconds:.1f} texts/s)",
+        f"{run.n_done} texts in {seconds:.1f} s ({run.n_done / seconds:.1f} texts/s, "
+        f"{torch.get_num_threads()} torch thread(s))",
         file=sys.stderr,
     )
     print(run.folder)

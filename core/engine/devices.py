@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal, get_args
 
 import torch
@@ -15,6 +17,7 @@ __all__ = [
     "configure_cpu_threads",
     "pick_device",
     "prefer_threads",
+    "preferred_threads",
     "server_threads",
     "usable_cores",
 ]
@@ -81,6 +84,19 @@ def prefer_threads(n: int | None) -> None:
 
 
 _preferred: int | None = None
+
+
+@contextmanager
+def preferred_threads(n: int | None) -> Iterator[None]:
+    """:func:`prefer_threads` ``n`` for the block, then the previous preference again (the
+    torch thread count a model load set stays: it is per process)."""
+    global _preferred
+    before = _preferred
+    _preferred = n
+    try:
+        yield
+    finally:
+        _preferred = before
 
 
 def configure_cpu_threads() -> int:

@@ -49,3 +49,28 @@ def test_corpus_errors_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: No such file: {missing}."
     assert main(["corpus", "show", str(tmp_path)]) == 2
     assert "not a corpus run folder" in capsys.readouterr().err
+
+
+def test_a_corpus_run_leaves_a_core_free_unless_told(tmp_path, capsys, monkeypatch):
+    """The CLI runs torch on one core fewer than usable, as the app's server does (a thread on
+    every core crawls when anything else wants one); --threads and $ATTNSCOPE_THREADS say
+    otherwise. The final line names the count the run used."""
+    import torch
+
+    from core.engine.devices import THREADS_ENV, server_threads, usable_cores
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setenv("ATTNSCOPE_RUNS_DIR", str(tmp_path))
+    before = torch.get_num_threads()
+    try:
+        for flag, expected in (([], server_threads(usable_cores())), (["--threads", "3"], 3)):
+            out = tmp_path / f"run-{expected}-{len(flag)}"
+            argv = ["corpus", "run", "sample", "--model", "minilm", "--limit", "4", "--out"]
+            assert main([*argv, str(out), *flag]) == 0
+            assert f"texts/s, {expected} torch thread" in capsys.readouterr().err
+            assert torch.get_num_threads() == expected
+        monkeypatch.setenv(THREADS_ENV, "2")
+        assert main([*argv, str(tmp_path / "env"), "--threads", "1"]) == 0
+        assert "texts/s, 2 torch thread" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
