@@ -20,7 +20,9 @@ from viz.attribution import (
     attention_gradient_heatmap,
     attribution_frame,
     attribution_heatmap,
+    delta_warning,
     method_name,
+    values_caption,
 )
 
 MEASURE_WIDGET = "attribution_measure"
@@ -111,15 +113,9 @@ if target.position is not None:
             token=target.token,
         )
     )
-delta = found.captum.ig_delta
-st.caption(
-    tr(
-        "attribution.values",
-        value=f"{found.f_input:.6g}",
-        reference=f"{found.f_baseline:.6g}",
-        delta="—" if delta is None else f"{delta:.3g}",
-    )
-)
+st.caption(values_caption(found, lang=language))
+if warning := delta_warning(found, lang=language):
+    st.warning(warning)
 if found.scores():
     show_figure(attribution_heatmap(found, lang=language), key="attribution_tokens")
     csv_download(

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.methods.attribution import DELTA_TOLERANCE, MAX_STEPS
 from core.policy.i18n import DEFAULT_LANG, Lang, t
 from viz.heatmaps import heatmap
 from viz.labels import head_names, layer_names, position_labels
@@ -25,8 +26,10 @@ __all__ = [
     "attention_gradient_heatmap",
     "attribution_frame",
     "attribution_heatmap",
+    "delta_warning",
     "method_name",
     "shaded_scores",
+    "values_caption",
 ]
 
 METHOD_KEYS = {
@@ -41,6 +44,35 @@ METHOD_KEYS = {
 
 def method_name(method: str, lang: Lang = DEFAULT_LANG) -> str:
     return t(METHOD_KEYS[method], lang)
+
+
+def values_caption(result: Attributions, *, lang: Lang = DEFAULT_LANG) -> str:
+    """``f(x)``, ``f(x')`` and integrated gradients' convergence delta ("—" when not run)."""
+    delta = result.captum.ig_delta
+    return t(
+        "attribution.values",
+        lang,
+        value=f"{result.f_input:.6g}",
+        reference=f"{result.f_baseline:.6g}",
+        delta="—" if delta is None else f"{delta:.3g}",
+    )
+
+
+def delta_warning(result: Attributions, *, lang: Lang = DEFAULT_LANG) -> str | None:
+    """The warning for integrated gradients that have not converged (``|delta|`` over
+    :data:`~core.methods.attribution.DELTA_TOLERANCE` of ``|f(x) - f(x')|``), suggesting four
+    times the steps; None when they have, or were not run."""
+    if result.converged() is not False:
+        return None
+    return t(
+        "attribution.delta_large",
+        lang,
+        delta=f"{abs(result.captum.ig_delta):.3g}",
+        percent=f"{100 * result.relative_delta:.3g}",
+        gap=f"{abs(result.f_input - result.f_baseline):.3g}",
+        most=f"{100 * DELTA_TOLERANCE:g}",
+        steps=min(MAX_STEPS, 4 * result.steps),
+    )
 
 
 def shaded_scores(result: Attributions) -> tuple[list[str], np.ndarray]:

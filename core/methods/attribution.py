@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "METHODS",
     "Attributions",
+    "DELTA_TOLERANCE",
     "CaptumScores",
     "Method",
     "attribute",
@@ -63,6 +64,8 @@ METHODS: tuple[Method, ...] = (
 )
 _CAPTUM: tuple[Method, ...] = METHODS[:4]
 MAX_STEPS = 512
+# Integrated gradients have converged when |delta| is at most this share of |f(x) - f(x')|.
+DELTA_TOLERANCE = 0.05
 
 
 class _Stopped(Exception):
@@ -198,6 +201,26 @@ class Attributions:
             "value_zeroing": self.value_zeroing,
         }
         return {name: value for name, value in named.items() if value is not None}
+
+    @property
+    def relative_delta(self) -> float | None:
+        """Integrated gradients' ``|delta| / |f(x) - f(x')|`` (None when not run; inf when the
+        two values are equal and delta is not 0). Delta is quadrature error: on SmolLM2 the path
+        from the baseline to the text crosses steep ridges, so a few steps can miss or hit them
+        and the error does not shrink steadily with more steps (README, "Attributions beside
+        attention")."""
+        delta = self.captum.ig_delta
+        if delta is None:
+            return None
+        gap = abs(self.f_input - self.f_baseline)
+        if gap == 0.0:
+            return 0.0 if delta == 0.0 else float("inf")
+        return abs(delta) / gap
+
+    def converged(self, tolerance: float = DELTA_TOLERANCE) -> bool | None:
+        """Whether :attr:`relative_delta` is within ``tolerance`` (None when IG was not run)."""
+        relative = self.relative_delta
+        return None if relative is None else relative <= tolerance
 
 
 def _units(methods: tuple[Method, ...], steps: int, seq_len: int, n_layers: int) -> int:

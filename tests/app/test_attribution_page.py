@@ -78,3 +78,35 @@ def test_smollm2_bad_targets_in_japanese_then_a_run(smollm2):
     assert scores
     assert any(f"{expected.captum.ig_delta:.3g}" in c.value for c in at.caption)
     assert any("「Paris」" in m.value for m in at.markdown)
+
+
+def test_unconverged_integrated_gradients_get_a_warning_that_more_steps_clear(app, minilm):
+    analyze_in_app(app, A, pair=B)
+    app.switch_page("pages/attribution.py").run()
+    analysis = analyze(minilm, A, B)
+    target = resolve_target(minilm, analysis)
+    shown = {}
+    for steps in (8, 64):
+        app.number_input(key="attribution_steps").set_value(steps)
+        app.button(key="attribution_run").click().run()
+        assert not app.exception and not app.error
+        shown[steps] = [w.value for w in app.warning]
+        expected = attribute(
+            minilm, analysis, target, methods=("integrated_gradients",), steps=steps
+        )
+        assert any(f"{expected.captum.ig_delta:.3g}" in c.value for c in app.caption)
+    rough = attribute(minilm, analysis, target, methods=("integrated_gradients",), steps=8)
+    gap = rough.f_input - rough.f_baseline
+    # 8 steps: |delta| is several times |f(x) - f(x')|; 64 steps: within 0.1% of it.
+    assert abs(rough.captum.ig_delta) > 0.05 * abs(gap)
+    warning = t(
+        "attribution.delta_large",
+        "en",
+        delta=f"{abs(rough.captum.ig_delta):.3g}",
+        percent=f"{100 * abs(rough.captum.ig_delta) / abs(gap):.3g}",
+        gap=f"{abs(gap):.3g}",
+        most="5",
+        steps=32,
+    )
+    assert shown[8] == [warning]
+    assert shown[64] == []

@@ -178,3 +178,23 @@ def test_a_stop_in_the_middle_keeps_the_methods_done(llama):
     assert set(result.scores()) == {"saliency", "input_x_gradient"}
     assert result.captum.integrated_gradients is None and result.zeroing is None
     assert seen[0] == (1, seen[0][1]) and seen[-1][0] < seen[-1][1]
+
+
+def test_relative_delta_flags_integrated_gradients_that_have_not_converged(llama):
+    analysis = analyze(llama, TEXT)
+    target = resolve_target(llama, analysis, measure="log_prob", position=4, token="dog")
+    rough, fine = (
+        attribute(llama, analysis, target, methods=("integrated_gradients",), steps=steps)
+        for steps in (1, 64)
+    )
+    for result in (rough, fine):
+        total = float(result.captum.integrated_gradients.sum())
+        gap = result.f_input - result.f_baseline
+        assert result.captum.ig_delta == pytest.approx(total - gap, abs=1e-5)
+        assert result.relative_delta == pytest.approx(abs(total - gap) / abs(gap), abs=1e-4)
+    # One Gauss-Legendre point misses the change by 45%; 64 points by about 1e-6.
+    assert rough.relative_delta > 0.05 and rough.converged() is False
+    assert fine.relative_delta < 1e-4 and fine.converged() is True
+    saliency = attribute(llama, analysis, target, methods=("saliency",))
+    assert saliency.relative_delta is None and saliency.converged() is None
+
