@@ -11,13 +11,39 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from core.engine import budget
 from core.methods.attribution_target import Target, input_embeddings, target_function
+from core.policy.errors import InputError
 
 if TYPE_CHECKING:
     from core.engine.analysis import Analysis
     from core.engine.models import LoadedModel
 
-__all__ = ["AttentionGradients", "attention_gradients", "gradient_rollout", "relevance_row"]
+__all__ = [
+    "AttentionGradients",
+    "attention_gradients",
+    "check_size",
+    "gradient_rollout",
+    "relevance_row",
+]
+
+
+def check_size(
+    n_layers: int, n_heads: int, seq_len: int, budget_bytes: int = budget.DEFAULT_BUDGET_BYTES
+) -> None:
+    """Refuse (an :class:`InputError` naming the longest input allowed) when every layer's
+    attention and its gradient, two ``L x H x T x T`` float32 maps, do not fit in the budget:
+    :func:`core.engine.budget.fits` with twice the heads.
+
+    >>> check_size(30, 9, 498)  # SmolLM2 up to 498 tokens
+    >>> check_size(30, 9, 499)
+    Traceback (most recent call last):
+    ...
+    core.policy.errors.InputError: Attention × gradient holds ...
+    """
+    if not budget.fits(n_layers, 2 * n_heads, seq_len, budget_bytes):
+        limit = budget.max_seq_len(n_layers, 2 * n_heads, budget_bytes)
+        raise InputError("error.attribution_too_long", tokens=seq_len, limit=limit)
 
 
 def gradient_rollout(attentions: Tensor, gradients: Tensor) -> Tensor:
@@ -79,10 +105,16 @@ class AttentionGradients:
 
 
 def attention_gradients(
-    loaded: LoadedModel, analysis: Analysis, target: Target
+    loaded: LoadedModel,
+    analysis: Analysis,
+    target: Target,
+    *,
+    budget_bytes: int = budget.DEFAULT_BUDGET_BYTES,
 ) -> AttentionGradients:
     """Every layer's attention weights and ``∂ target / ∂ A`` from one forward and one backward
-    pass of ``analysis``' own inputs (gradients enabled even under an outer inference mode)."""
+    pass of ``analysis``' own inputs (gradients enabled even under an outer inference mode);
+    refused by :func:`check_size` past ``budget_bytes``."""
+    check_size(analysis.n_layers, analysis.n_heads, analysis.seq_len, budget_bytes)
     embeds = input_embeddings(loaded, analysis)  # (1, T, d)
     f = target_function(loaded, analysis, target, output_attentions=True)
     with torch.inference_mode(False), torch.enable_grad():

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from core.methods.attention_gradient import AttentionGradients, attention_gradients, relevance_row
+from core.engine import budget
+from core.methods.attention_gradient import (
+    AttentionGradients,
+    attention_gradients,
+    check_size,
+    relevance_row,
+)
 from core.methods.attribution_target import (
     Baseline,
     Target,
@@ -248,17 +254,22 @@ def attribute(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_partial: Callable[[Attributions], None] | None = None,
+    budget_bytes: int = budget.DEFAULT_BUDGET_BYTES,
 ) -> Attributions:
     """Run ``methods`` on ``analysis``' own inputs towards ``target`` (from
     :func:`~core.methods.attribution_target.resolve_target`), in :data:`METHODS` order.
     ``progress(done, total)`` counts forward rows; ``should_stop()`` is asked before each pass
     and a true answer returns what is done with ``completed=False``; ``on_partial(result)`` gets
     the result so far after each method (an app keeps it, so an interrupted run loses only the
-    method under way)."""
+    method under way). Gradient-weighted rollout holds every layer's attention and its gradient:
+    past ``budget_bytes`` (:func:`~core.methods.attention_gradient.check_size`) the run is
+    refused before any work."""
     check_steps(steps)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
+    if "gradient_rollout" in methods:
+        check_size(analysis.n_layers, analysis.n_heads, analysis.seq_len, budget_bytes)
     embeds = input_embeddings(loaded, analysis)  # (1, T, d)
     reference = baseline_embeddings(loaded, analysis, embeds, baseline)  # (1, T, d)
     f = target_function(loaded, analysis, target)
@@ -308,7 +319,7 @@ def attribute(
             merged = {k: v for k, v in vars(found).items() if v is not None and k != "seconds"}
             result = replace(result, captum=replace(result.captum, **merged))
         elif method == "gradient_rollout":
-            attention = attention_gradients(loaded, analysis, target)
+            attention = attention_gradients(loaded, analysis, target, budget_bytes=budget_bytes)
             rolled = relevance_row(attention.rollout[-1], target.query_positions)  # (T,)
             result = replace(result, attention=attention, gradient_rollout=rolled)
             advance(1)

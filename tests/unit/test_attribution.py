@@ -198,3 +198,30 @@ def test_relative_delta_flags_integrated_gradients_that_have_not_converged(llama
     saliency = attribute(llama, analysis, target, methods=("saliency",))
     assert saliency.relative_delta is None and saliency.converged() is None
 
+
+def test_attention_and_its_gradient_past_the_budget_are_refused_before_any_work(llama):
+    analysis = analyze(llama, TEXT)  # 9 tokens, 2 layers x 4 heads
+    target = resolve_target(llama, analysis)
+    # Attention and its gradient: 2 x 2 x 4 x 9 x 9 float32 = 5184 bytes.
+    needed = 2 * 2 * 4 * 9 * 9 * 4
+    calls = []
+    with pytest.raises(InputError) as refused:
+        attribute(
+            llama,
+            analysis,
+            target,
+            budget_bytes=needed - 1,
+            progress=lambda done, total: calls.append(done),
+        )
+    assert calls == []  # nothing ran
+    error = refused.value
+    assert (error.key, error.params) == ("error.attribution_too_long", {"tokens": 9, "limit": 8})
+    assert "8 tokens" in str(error) and "9" in str(error)
+    assert "8 トークンまで" in error.localized("ja")
+    with pytest.raises(InputError):
+        attention_gradients(llama, analysis, target, budget_bytes=needed - 1)
+    # Exactly the budget, or methods that hold no attention, run.
+    fits = attribute(llama, analysis, target, methods=("gradient_rollout",), budget_bytes=needed)
+    assert fits.gradient_rollout is not None
+    small = attribute(llama, analysis, target, methods=("saliency",), budget_bytes=needed - 1)
+    assert small.captum.saliency is not None
