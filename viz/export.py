@@ -51,6 +51,10 @@ MAX_SCALE = 8
 DEFAULT_WIDTH = 900
 DEFAULT_HEIGHT = 600
 RENDER_TIMEOUT_S = 60
+# Every file is drawn with plotly.py's own template. Inside the app Streamlit makes its theme the
+# default for every figure built after its first chart; that theme leans on the page's CSS, so a
+# file rendered with it lost its margins and its tick labels (seen in a PNG from the app).
+EXPORT_TEMPLATE = "plotly"
 # Where Debian, Ubuntu and Chrome's own packages put the browser, in the order tried.
 CHROMIUM_CANDIDATES = (
     "/usr/bin/chromium",
@@ -152,11 +156,15 @@ def render_figure(
     width, height = width or own_width, height or own_height
     scale = scale if fmt == "png" else 1
     import kaleido  # a second to import; only when a file is asked for
+    import plotly.graph_objects as go_runtime
+    import plotly.io as pio
 
+    paper = go_runtime.Figure(fig)  # a copy: the figure on the page keeps its own look
+    paper.layout.template = pio.templates[EXPORT_TEMPLATE]
     started = time.perf_counter()
     try:
         data = kaleido.calc_fig_sync(
-            fig,
+            paper,
             opts={"format": fmt, "width": width, "height": height, "scale": scale},
             kopts=_kaleido_options(browser),
         )

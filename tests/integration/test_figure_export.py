@@ -184,3 +184,20 @@ def test_the_readmes_export_example_writes_the_three_files(tmp_path, monkeypatch
     assert Image.open(tmp_path / "head-0-0.png").size[0] == 900 * 3
     assert "1: 東" in axis_texts((tmp_path / "head-0-0.svg").read_bytes(), "x")
     assert pdf_pages((tmp_path / "head-0-0.pdf").read_bytes()) == 1
+
+
+def test_streamlits_theme_does_not_reach_the_file(english, monkeypatch):
+    """In the app, Streamlit makes its own Plotly theme the default once it draws a chart; a file
+    rendered with it lost its margins and tick labels. Files always use plotly.py's template:
+    the same picture whichever default was in force when the figure was built."""
+    import plotly.io as pio
+    from streamlit.elements.lib.streamlit_plotly_theme import configure_streamlit_plotly_theme
+
+    monkeypatch.setattr(pio.templates, "default", "plotly")  # importing Streamlit may set it
+    plain = pixels(figure_bytes(head_heatmap(english, 0, 0), "png"))
+    configure_streamlit_plotly_theme()
+    monkeypatch.setattr(pio.templates, "default", "streamlit")
+    themed = head_heatmap(english, 0, 0)
+    assert themed.layout.template.layout.font.color != pio.templates["plotly"].layout.font.color
+    assert np.array_equal(pixels(figure_bytes(themed, "png")), plain)
+    assert "streamlit" in pio.templates.default  # the app's own figures keep their theme
