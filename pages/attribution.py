@@ -101,7 +101,11 @@ kept = ATTRIBUTION.get(key)
 if kept is None:
     st.stop()
 found, agreed = kept
-if not found.completed or agreed is None:
+if agreed is None and found.scores():  # after a Stop: agreement over the methods that finished
+    with heavy_work():
+        agreed = agreement(model, result, found)
+    ATTRIBUTION.put(key, (found, agreed))
+if not found.completed:
     st.warning(tr("attribution.partial"))
 target = found.target
 if target.position is not None:

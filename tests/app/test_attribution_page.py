@@ -110,3 +110,35 @@ def test_unconverged_integrated_gradients_get_a_warning_that_more_steps_clear(ap
     )
     assert shown[8] == [warning]
     assert shown[64] == []
+
+
+def test_after_a_stop_the_agreement_covers_the_methods_that_finished(app, minilm):
+    analyze_in_app(app, A, pair=B)
+    app.switch_page("pages/attribution.py").run()
+    analysis = app.session_state["result"]
+    target = resolve_target(minilm, analysis)
+    asked = []
+
+    def stop_during_integrated_gradients():
+        asked.append(1)
+        return len(asked) > 4  # asked before each method and each pass: IG is stopped
+
+    partial = attribute(minilm, analysis, target, should_stop=stop_during_integrated_gradients)
+    assert not partial.completed and set(partial.scores()) == {"saliency", "input_x_gradient"}
+    # What the page keeps after a Stop: the finished methods (on_partial), no agreement yet.
+    key = (analysis.content_key, None, "", None, "pad", 32)
+    app.session_state["attribution"] = {key: (partial, None)}
+    app.run()
+    assert not app.exception and not app.error
+    assert [w.value for w in app.warning] == [t("attribution.partial", "en")]
+    expected = agreement(minilm, analysis, partial)
+    assert expected.methods == ("saliency", "input_x_gradient")
+    _, agree = plotly_specs(app)  # the shaded text and the agreement map (no attention x grad)
+    shown = decode(agree["data"][0]["z"]).astype(np.float64)
+    assert np.allclose(shown, expected.heads[:, :, 0].numpy(), atol=1e-3, equal_nan=True)
+    assert app.selectbox(key="attribution_sort").options == ["saliency", "input × gradient"]
+    table = app.dataframe[-1].value
+    assert list(table.columns) == ["source", "layer", "head", "saliency", "input × gradient"]
+    best = expected.rows(sort_by="saliency")[0]
+    first = table.iloc[0]
+    assert (first["source"], first["saliency"]) == (best["source"], pytest.approx(best["saliency"]))
