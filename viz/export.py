@@ -34,6 +34,7 @@ __all__ = [
     "chromium_path",
     "export_size",
     "figure_bytes",
+    "portable_figure",
     "render_figure",
 ]
 
@@ -102,6 +103,23 @@ def chromium_path() -> str | None:
     return None
 
 
+def portable_figure(fig: go.Figure) -> go.Figure:
+    """A copy of ``fig`` drawn with plotly.py's own template (:data:`EXPORT_TEMPLATE`), for a
+    file or a page of its own; the figure on the app's page keeps its look.
+
+    >>> import plotly.graph_objects as go
+    >>> dark = go.Figure(layout={"template": "plotly_dark"})
+    >>> portable_figure(dark).layout.template.layout.font.color
+    '#2a3f5f'
+    """
+    import plotly.graph_objects as go_runtime
+    import plotly.io as pio
+
+    copy = go_runtime.Figure(fig)
+    copy.layout.template = pio.templates[EXPORT_TEMPLATE]
+    return copy
+
+
 def export_size(fig: go.Figure) -> tuple[int, int]:
     """``(width, height)`` the figure is laid out at: its own, else 900 x 600.
 
@@ -156,11 +174,8 @@ def render_figure(
     width, height = width or own_width, height or own_height
     scale = scale if fmt == "png" else 1
     import kaleido  # a second to import; only when a file is asked for
-    import plotly.graph_objects as go_runtime
-    import plotly.io as pio
 
-    paper = go_runtime.Figure(fig)  # a copy: the figure on the page keeps its own look
-    paper.layout.template = pio.templates[EXPORT_TEMPLATE]
+    paper = portable_figure(fig)
     started = time.perf_counter()
     try:
         data = kaleido.calc_fig_sync(

@@ -28,6 +28,7 @@ from core.engine.analysis import Analysis
 from core.policy.i18n import DEFAULT_LANG, Lang, t
 from viz.attention_view import encode_head_view, encode_model_view, view_assets
 from viz.bertviz_views import safe_json
+from viz.export import portable_figure
 from viz.heatmaps import entropy_heatmap, layer_heatmap
 from viz.tables import head_stats_table, layer_entropy_table, most_attended_table, tokens_table
 
@@ -109,8 +110,10 @@ def _csp(nonce: str) -> str:
 
 
 def _figure(fig: go.Figure) -> dict[str, Any]:
-    """A figure as plain JSON (arrays as Plotly's compact base64 typed arrays)."""
-    return json.loads(fig.to_json())
+    """A figure as plain JSON (arrays as Plotly's compact base64 typed arrays), in plotly.py's
+    own template: a report built in the app must not carry Streamlit's theme, which needs the
+    app page's CSS (without it the ticks lose their labels)."""
+    return json.loads(portable_figure(fig).to_json())
 
 
 def _table(name: str, title: str, frame: pd.DataFrame) -> dict[str, Any]:

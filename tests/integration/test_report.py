@@ -96,3 +96,20 @@ def test_the_readmes_report_example_writes_a_report(tmp_path, monkeypatch):
     exec(compile(code, f"README.md:{line}", "exec"), {})
     written = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert written.startswith("<!DOCTYPE html>") and 'lang="ja"' in written
+
+
+def test_a_report_built_in_the_app_is_not_in_streamlits_theme(result, monkeypatch):
+    """Built in the app, every figure would carry Streamlit's theme (the default once it has
+    drawn a chart), which needs the app page's CSS: the report's figures use plotly.py's."""
+    import plotly.io as pio
+    from streamlit.elements.lib.streamlit_plotly_theme import configure_streamlit_plotly_theme
+
+    from viz.report import report_data
+
+    configure_streamlit_plotly_theme()
+    monkeypatch.setattr(pio.templates, "default", "streamlit")
+    data = report_data(result)
+    figures = [data["entropy"], *data["heatmaps"].values()]
+    expected = pio.templates["plotly"].layout.font.color
+    assert len(figures) == 1 + len(result.held_layers)
+    assert {f["layout"]["template"]["layout"]["font"]["color"] for f in figures} == {expected}
