@@ -9,6 +9,7 @@ from core.methods.attribution_target import BASELINES, resolve_target
 from core.policy.errors import InputError
 from core.policy.i18n import t
 from core.policy.parsing import whole_number
+from ui.derived import attributions_shown
 from ui.figures import show_figure
 from ui.services import count_request, heavy_work, model_of
 from ui.state import ATTRIBUTION
@@ -39,7 +40,7 @@ MEASURE_LABELS = {"logit": "attribution.measure_logit", "log_prob": "attribution
 
 language = lang()
 st.header(tr("attribution.header"))
-result = require_result(in_words=False)  # attributions are per token
+result = require_result()  # the shaded text in words too (sidebar); the maps stay per token
 st.caption(tr("attribution.caption"))
 model = model_of(result)
 left, middle, right = st.columns(3)
@@ -121,10 +122,11 @@ st.caption(values_caption(found, lang=language))
 if warning := delta_warning(found, lang=language):
     st.warning(warning)
 if found.scores():
-    show_figure(attribution_heatmap(found, lang=language), key="attribution_tokens")
+    shown = attributions_shown(result, found)  # words: each word's score sums its tokens'
+    show_figure(attribution_heatmap(shown, lang=language), key="attribution_tokens")
     csv_download(
         tr("attribution.download_scores"),
-        attribution_frame(found, lang=language),
+        attribution_frame(shown, lang=language),
         "attributions.csv",
     )
 if found.attention is not None:

@@ -6,11 +6,12 @@ predictions; and the generation a stream (or a Stop) leaves behind."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 
 from core import Analysis, AttnScopeError, Generation, with_layers
+from core.methods.attribution import word_attributions
 from core.methods.effective import EffectiveMode, effective_analysis
 from core.methods.head_stats import HeadStats, QueryScope
 from core.methods.predictions import Predictions, predict
@@ -30,6 +31,9 @@ from ui.state import (
     WORDS_KEY,
 )
 from ui.text import show_error, tr
+
+if TYPE_CHECKING:
+    from core.methods.attribution import Attributions
 
 
 def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
@@ -52,6 +56,17 @@ def ensure_layers(result: Analysis, layers: list[int]) -> Analysis:
     for layer in still:
         LAYERS.put((key, layer), fuller.layer_weights[layer])
     return fuller
+
+
+def attributions_shown(result: Analysis, found: Attributions) -> Attributions:
+    """``found`` over tokens, or over words when the sidebar asks for words (each word's score
+    the sum of its tokens', :func:`~core.methods.attribution.word_attributions`), said in a
+    caption."""
+    if not st.session_state.get(WORDS_KEY):
+        return found
+    words = find_words(model_of(result), result, cjk=st.session_state.get(CJK_KEY, "character"))
+    st.caption(tr("attribution.words_note"))
+    return word_attributions(found, words.groups, words.labels)
 
 
 def rollout_options(result: Analysis) -> dict[str, object]:

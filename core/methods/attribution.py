@@ -13,7 +13,7 @@ dα`` (Sundararajan et al. 2017); occlusion ``f(x) - f(x with token t set to its
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -50,6 +50,7 @@ __all__ = [
     "attribute",
     "captum_scores",
     "check_steps",
+    "word_attributions",
 ]
 
 Method = Literal[
@@ -336,3 +337,47 @@ def attribute(
         if on_partial is not None:
             on_partial(result)
     return replace(result, completed=True)
+
+
+def word_attributions(
+    result: Attributions, groups: Sequence[Sequence[int]], labels: Sequence[str]
+) -> Attributions:
+    """``result`` over words: each method's score of a word is the sum of its pieces' scores
+    (integrated gradients stay complete: the words' scores still add up to ``f(x) - f(x')``),
+    ``tokens`` become ``labels``; the attention and value-zeroing maps stay per token. ``groups``
+    are each word's token positions (:class:`core.methods.segmentation.Words`).
+
+    >>> from types import SimpleNamespace
+    >>> fake = Attributions(
+    ...     tokens=("un", "##like", "ly"), target=None, baseline="pad", steps=1, f_input=0.0,
+    ...     f_baseline=0.0, captum=CaptumScores(occlusion=torch.tensor([1.0, 2.0, 4.0])),
+    ...     attention=None, gradient_rollout=None, zeroing=None, value_zeroing=None,
+    ...     completed=True, seconds={})
+    >>> merged = word_attributions(fake, [[0, 1], [2]], ["unlike", "ly"])
+    >>> merged.tokens, merged.scores()
+    (('unlike', 'ly'), {'occlusion': tensor([3., 4.])})
+    """
+    if len(groups) != len(labels) or sorted(i for g in groups for i in g) != list(
+        range(len(result.tokens))
+    ):
+        raise ValueError("groups must cover every token once, one label per group")
+
+    def merged(scores: Tensor | None) -> Tensor | None:
+        if scores is None:
+            return None
+        return torch.stack([scores[list(group)].sum() for group in groups])  # (W,)
+
+    captum = result.captum
+    return replace(
+        result,
+        tokens=tuple(labels),
+        captum=replace(
+            captum,
+            saliency=merged(captum.saliency),
+            input_x_gradient=merged(captum.input_x_gradient),
+            integrated_gradients=merged(captum.integrated_gradients),
+            occlusion=merged(captum.occlusion),
+        ),
+        gradient_rollout=merged(result.gradient_rollout),
+        value_zeroing=merged(result.value_zeroing),
+    )

@@ -142,3 +142,30 @@ def test_after_a_stop_the_agreement_covers_the_methods_that_finished(app, minilm
     best = expected.rows(sort_by="saliency")[0]
     first = table.iloc[0]
     assert (first["source"], first["saliency"]) == (best["source"], pytest.approx(best["saliency"]))
+
+
+def test_words_toggle_sums_the_token_attributions_of_a_multi_piece_word(app, minilm):
+    text = "An unbelievably tiny cat sat."
+    analyze_in_app(app, text, pair=B)
+    app.sidebar.toggle(key="words").set_value(True).run()
+    app.switch_page("pages/attribution.py").run()
+    app.number_input(key="attribution_steps").set_value(8)
+    app.button(key="attribution_run").click().run()
+    assert not app.exception and not app.error
+    analysis = analyze(minilm, text, B)
+    expected = attribute(minilm, analysis, resolve_target(minilm, analysis), steps=8)
+    pieces = list(analysis.raw_tokens)
+    start = pieces.index("un")  # WordPiece: un ##bel ##ie ##va ##bly
+    end = start + 1
+    while pieces[end].startswith("##"):
+        end += 1
+    assert end - start == 5
+    shaded = plotly_specs(app)[0]["data"][0]
+    words = [label.split(": ", 1)[1] for label in shaded["x"]]  # "position: word"
+    assert len(words) == len(pieces) - 4 and words[start] == "unbelievably"
+    column = start  # the words before it are one piece each
+    for row, (method, scores) in enumerate(expected.scores().items()):
+        raw = [float(v) for v in shaded["customdata"][row]]  # each word's raw score, .6g
+        assert raw[column] == pytest.approx(float(scores[start:end].sum()), rel=1e-4, abs=1e-6)
+        assert sum(raw) == pytest.approx(float(scores.sum()), rel=1e-3, abs=1e-5), method
+    assert t("attribution.words_note", "en") in [c.value for c in app.caption]
