@@ -32,9 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-from bench.appserver import launch_chromium, start_app
+from bench.appserver import choose_option, launch_chromium, start_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -91,14 +89,7 @@ class AppPage:
     def _choose(self, model: str, max_tokens: int) -> None:
         page = self.page
         if model != self.model:
-            option = page.get_by_role("option", name=TITLES[model])
-            for _ in range(10):  # a rerun under way can close the list as it opens
-                page.get_by_role("combobox", name="Model").click()
-                try:
-                    option.click(timeout=5_000)
-                    break
-                except PlaywrightTimeout:
-                    page.keyboard.press("Escape")
+            choose_option(page, "Model", TITLES[model], attempts=10)
             page.wait_for_timeout(1000)  # the rerun that the choice started
             self.model = model
         limit = page.get_by_label("Max tokens", exact=True)

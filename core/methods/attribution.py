@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -61,14 +61,7 @@ Method = Literal[
     "gradient_rollout",
     "value_zeroing",
 ]
-METHODS: tuple[Method, ...] = (
-    "saliency",
-    "input_x_gradient",
-    "integrated_gradients",
-    "occlusion",
-    "gradient_rollout",
-    "value_zeroing",
-)
+METHODS: tuple[Method, ...] = get_args(Method)
 _CAPTUM: tuple[Method, ...] = METHODS[:4]
 MAX_STEPS = 512
 # Integrated gradients have converged when |delta| is at most this share of |f(x) - f(x')|.
