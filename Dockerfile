@@ -9,6 +9,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     ATTNSCOPE_CACHE_DIR=/home/attnscope/.cache/attnscope \
     HF_HUB_OFFLINE=1
 
+# Debian's Chromium and CJK fonts: kaleido renders figure downloads (PNG, SVG, PDF) in it, with
+# Japanese labels as glyphs (viz/export.py finds /usr/bin/chromium; nothing is downloaded).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends chromium fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 1000 attnscope
 WORKDIR /home/attnscope/app
 

@@ -35,6 +35,20 @@ def test_dockerfile_runs_as_a_user_with_cpu_torch_and_a_health_check():
     assert docker.index("USER attnscope") < docker.index("load_model('smollm2')")
 
 
+def test_the_image_and_spaces_get_the_chromium_and_fonts_figure_downloads_need():
+    """viz/export.py renders figure files in the system Chromium (Japanese labels need CJK
+    fonts); without them the download control can only say so."""
+    from viz.export import CHROMIUM_CANDIDATES
+
+    docker = (ROOT / "Dockerfile").read_text()
+    install = re.search(r"apt-get install -y --no-install-recommends ([^\\\n&]+)", docker)
+    assert install and set(install.group(1).split()) == {"chromium", "fonts-noto-cjk"}
+    assert docker.index("apt-get install") < docker.index("USER attnscope")  # needs root
+    assert "/usr/bin/chromium" in CHROMIUM_CANDIDATES  # where Debian's package puts it
+    spaces = (ROOT / "packages.txt").read_text().split()
+    assert spaces == ["chromium", "fonts-noto-cjk"]
+
+
 def test_streamlit_config_is_valid_and_sends_no_usage_stats():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["browser"]["gatherUsageStats"] is False
