@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def plotly_specs(at) -> list[dict]:
@@ -27,5 +31,15 @@ def analyze_in_app(at, text: str, *, model: str = "minilm", pair: str = ""):
     if model != "smollm2":
         at.sidebar.text_input(key="pair").set_value(pair)
     at.sidebar.button(key="analyze").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def open_app(**params) -> AppTest:
+    """The app run once with ``params`` in its address bar; it must not raise."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
     assert not at.exception, at.exception
     return at

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.policy.i18n import t
-from tests.app.helpers import plotly_specs
+from tests.app.helpers import open_app, plotly_specs
 from ui import services
-
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 @pytest.fixture
@@ -23,15 +19,6 @@ def demo(monkeypatch):
     services.app_settings.clear()
     yield
     services.app_settings.clear()
-
-
-def open_app(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def test_demo_offers_only_the_bundled_models_and_caps_tokens(demo):

@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.policy.examples import load_examples
 from core.policy.i18n import t
-from tests.app.helpers import analyze_in_app, plotly_specs
+from tests.app.helpers import analyze_in_app, open_app, plotly_specs
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 DEFAULT = load_examples()[0]
-
-
-def open_app(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def address(at) -> dict[str, str]:
