@@ -42,7 +42,6 @@ TOP_ATTENDED = 5
 DIGITS = 4  # decimals shown in the tables (the JSON keeps every digit)
 # What report.js calls: the views' drawing function, in the same module as it.
 _ENTRY = "function drawAttentionView("
-_DEFAULT_ENTRY = "export default function (component)"
 # In an inline script these would end the element or change how the HTML parser reads it.
 _SCRIPT_END = re.compile(r"</(script)", re.IGNORECASE)
 _COMMENT_OPEN = "<!--"
@@ -79,10 +78,8 @@ def _report_js() -> str:
     """The views' module (the app's component, its export included), then the report's own
     drawing code, which calls ``drawAttentionView``."""
     views, _ = view_assets()
-    if _ENTRY not in views:  # the module before its entry files: its export named here
-        if views.count(_DEFAULT_ENTRY) != 1:
-            raise RuntimeError(f"assets/attention_view has no `{_ENTRY}`: its layout changed")
-        views = views.replace(_DEFAULT_ENTRY, "function drawAttentionView(component)")
+    if _ENTRY not in views:
+        raise RuntimeError(f"assets/attention_view has no `{_ENTRY}`: its layout changed")
     own = (REPORT_ASSETS / "report.js").read_text(encoding="utf-8")
     return _inline_js(views + "\n" + own)
 
