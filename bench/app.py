@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.appserver import choose_option, launch_chromium, start_app
+from core.engine.devices import effective_server_threads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -256,16 +257,6 @@ def print_table(plan: list[Work], repeats: int, facts: dict, server: str) -> Non
     print(f"  server log: {facts['overflows']} 'Inotify queue overflowed' lines")
 
 
-def _app_threads(env: dict[str, str]) -> int:
-    """The torch threads the served app runs on: ``$ATTNSCOPE_THREADS`` if it is given one,
-    else its own choice."""
-    from core.engine.devices import THREADS_ENV, server_threads, usable_cores
-    from core.policy.parsing import whole_number
-
-    given = whole_number(env.get(THREADS_ENV, os.environ.get(THREADS_ENV)))
-    return max(1, given) if given is not None else server_threads(usable_cores())
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench app", description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
@@ -290,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen = [plan[name] for name in (args.only or plan)]
     env = dict(item.split("=", 1) for item in args.server_env)
     watcher = None if args.watcher == "config" else args.watcher
-    app_threads = _app_threads(env)
+    app_threads = effective_server_threads({**os.environ, **env})  # what the server runs on
     facts = run(chosen, args.repeats, watcher, env, app_threads)
     facts["app_threads"] = app_threads
     server = f"fileWatcherType {args.watcher}" + "".join(f", {k}={v}" for k, v in env.items())

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.engine.devices import THREADS_ENV
+from core.engine.devices import THREADS_ENV, effective_server_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -75,21 +75,12 @@ print(json.dumps({
 """
 
 
-def bench_threads() -> int:
-    """The torch threads of every measured process: ``$ATTNSCOPE_THREADS`` if set, else the
-    CLI's default (one core fewer than usable), the same for the bare pass and the runs."""
-    from core.engine.devices import server_threads, usable_cores
-    from core.policy.parsing import whole_number
-
-    given = whole_number(os.environ.get(THREADS_ENV))
-    return max(1, given) if given is not None else server_threads(usable_cores())
-
-
 def measure(mode: str, n: int, workers: int = 1) -> dict:
     """One measurement in a fresh process."""
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        env.setdefault(THREADS_ENV, str(bench_threads()))
+        # The CLI's count, the same for the bare pass and the runs.
+        env.setdefault(THREADS_ENV, str(effective_server_threads()))
         env.setdefault("ATTNSCOPE_CACHE_DIR", str(ROOT / ".cache" / "attnscope"))
         done = subprocess.run(
             [sys.executable, "-c", _SNIPPET, mode, str(n), str(workers), f"{folder}/run"],
@@ -114,8 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args(argv)
     small, large = args.texts, args.large
+    threads = effective_server_threads()
     print(
-        f"AttnScope corpus mode on MiniLM ({os.cpu_count()} CPUs, {bench_threads()} torch "
+        f"AttnScope corpus mode on MiniLM ({os.cpu_count()} CPUs, {threads} torch "
         f"thread(s) in each measured process, as the CLI), fresh process per line, load "
         f"average {os.getloadavg()[0]:.1f} at the start\n"
     )

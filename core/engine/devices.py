@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Literal, get_args
 
@@ -15,6 +15,7 @@ from core.policy.parsing import whole_number
 __all__ = [
     "DeviceName",
     "configure_cpu_threads",
+    "effective_server_threads",
     "pick_device",
     "prefer_threads",
     "preferred_threads",
@@ -74,6 +75,18 @@ def server_threads(cores: int) -> int:
     (1, 1, 7)
     """
     return max(1, cores - 1)
+
+
+def effective_server_threads(environ: Mapping[str, str] = os.environ) -> int:
+    """The torch threads a server or corpus run ends up on: ``$ATTNSCOPE_THREADS`` in
+    ``environ`` when it is a whole number (as :func:`configure_cpu_threads` reads it), else
+    :func:`server_threads` of the usable cores.
+
+    >>> effective_server_threads({THREADS_ENV: "3"}), effective_server_threads({THREADS_ENV: "0"})
+    (3, 1)
+    """
+    given = whole_number(environ.get(THREADS_ENV))
+    return max(1, given) if given is not None else server_threads(usable_cores())
 
 
 def prefer_threads(n: int | None) -> None:
