@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
+from core.engine.attention_fn import use_attnscope
 from core.engine.devices import configure_cpu_threads, pick_device
 from core.policy.errors import (
     AttnScopeError,
@@ -354,6 +355,7 @@ def load_model(
         detail = f"{type(error).__name__}: {_first_line(error)}"
         raise ModelLoadError("error.load_failed", name=display, detail=detail) from error
     model = model.to(target).eval()
+    use_attnscope(model)  # blocks of queries for long inputs; eager's results (FAMILIES)
     text_config = config.get_text_config()
     n_heads = int(text_config.num_attention_heads)
     return LoadedModel(

@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from core.engine import stats
+from core.engine.attention_fn import blocks_to, uses_attnscope
+from core.engine.block_stats import BlockAccumulator
 from core.engine.hooks import HookSet, attention_modules
 from core.policy.errors import UnsupportedModelError
 
@@ -216,6 +218,9 @@ def stream_statistics(
     n_layers, n_heads = loaded.n_layers, loaded.n_heads
     seq_len = inputs["input_ids"].shape[-1]
     size = min(seq_len, thumbnail_size)
+    wanted = set(keep)
+    if uses_attnscope(loaded.model):
+        return _block_statistics(loaded, inputs, wanted, size)
     out = {
         "head_entropy": torch.zeros(n_layers, n_heads),
         "normalized_head_entropy": torch.zeros(n_layers, n_heads),
@@ -225,7 +230,6 @@ def stream_statistics(
         "normalized_head_entropy_choice": torch.zeros(n_layers, n_heads),
         "layer_entropy_choice": torch.zeros(n_layers),
     }
-    wanted = set(keep)
     # Thumbnails are only made here when some layer will be gone afterwards.
     pooled = None if wanted >= set(range(n_layers)) else torch.zeros(n_layers, n_heads, size, size)
     kept: dict[int, Tensor] = {}
@@ -245,6 +249,35 @@ def stream_statistics(
     map_layers(loaded, inputs, on_layer)
     return LayerStatistics(
         statistics={**out, "pooled_maps": pooled}, kept=kept, stats_seconds=spent[0]
+    )
+
+
+def _block_statistics(
+    loaded: LoadedModel, inputs: dict[str, Tensor], wanted: set[int], size: int
+) -> LayerStatistics:
+    """:func:`stream_statistics` through ``"attnscope"`` attention: blocks of query rows, never
+    a whole layer's weights (:mod:`core.engine.block_stats`)."""
+    n_layers = loaded.n_layers
+    thumbnail = 0 if wanted >= set(range(n_layers)) else size
+    gather = BlockAccumulator(
+        n_layers,
+        loaded.n_heads,
+        inputs["input_ids"].shape[-1],
+        causal=loaded.causal,
+        keep=frozenset(wanted),
+        thumbnail=thumbnail,
+    )
+    modules, _ = attention_modules(loaded.model)
+    with torch.inference_mode(), blocks_to(gather, {m: i for i, m in enumerate(modules)}):
+        loaded.model.base_model(**run_inputs(loaded, inputs))
+    if not gather.complete():
+        raise UnsupportedModelError(
+            "error.layer_count",
+            expected=n_layers,
+            got=sum(seen == gather.seq_len for seen in gather.rows_seen),
+        )
+    return LayerStatistics(
+        statistics=gather.statistics(), kept=gather.kept, stats_seconds=gather.seconds
     )
 
 

@@ -39,7 +39,7 @@ def test_minilm_and_smollm2_facts(minilm, smollm2):
     assert (smollm2.n_layers, smollm2.n_heads, smollm2.n_kv_heads) == (30, 9, 3)
     assert smollm2.kind == "decoder"
     for loaded in (minilm, smollm2):
-        assert loaded.model.config._attn_implementation == "eager"
+        assert loaded.model.config._attn_implementation == "attnscope"
         assert not loaded.model.training
 
 
