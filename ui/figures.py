@@ -5,6 +5,7 @@ takes seconds (see ``viz/export.py``)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -23,12 +24,24 @@ DOWNLOAD_SUFFIX = "__export_download"
 DEFAULT_SCALE = 2
 
 
-def show_figure(fig: go.Figure, *, key: str, name: str | None = None) -> None:
+def show_figure(
+    fig: go.Figure,
+    *,
+    key: str,
+    name: str | None = None,
+    on_select: Callable[[], None] | None = None,
+):
     """``fig`` on the page (``st.plotly_chart``) and, under it, a popover that downloads it;
-    ``name`` is the file's stem (the widget ``key`` if not given)."""
-    st.plotly_chart(fig, key=key)
+    ``name`` is the file's stem (the widget ``key`` if not given). With ``on_select``, a click on
+    a point selects it and calls ``on_select`` before the rerun (the selection is in
+    ``st.session_state[key]``); the chart's selection event is returned."""
+    if on_select is None:
+        event = st.plotly_chart(fig, key=key)
+    else:
+        event = st.plotly_chart(fig, key=key, on_select=on_select, selection_mode="points")
     with st.popover(tr("common.export_figure"), icon=":material/download:"):
         export_controls(fig, key=key, name=name or key)
+    return event
 
 
 def _fingerprint(fig: go.Figure) -> str:
