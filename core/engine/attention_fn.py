@@ -67,11 +67,11 @@ def block_rows(n_heads: int, n_keys: int, block_bytes: int = BLOCK_BYTES) -> int
 
 
 @contextmanager
-def blocks_to(sink: BlockSink, layers: dict[nn.Module, int], *, block_bytes: int = BLOCK_BYTES):
+def blocks_to(sink: BlockSink, layers: dict[nn.Module, int], *, block_bytes: int | None = None):
     """Within the block, this thread's passes through ``"attnscope"`` attention hand their
     weights to ``sink`` block by block. ``layers`` maps each attention module to its layer."""
     previous = getattr(_local, "state", None)
-    _local.state = (sink, layers, block_bytes)
+    _local.state = (sink, layers, BLOCK_BYTES if block_bytes is None else block_bytes)
     try:
         yield
     finally:
