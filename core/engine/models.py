@@ -27,6 +27,7 @@ from torch import Tensor
 
 from core.engine.attention_fn import use_attnscope
 from core.engine.devices import configure_cpu_threads, pick_device
+from core.engine.model_kinds import heads_config, model_class, preprocessor_loader, special_kind
 from core.policy.errors import (
     AttnScopeError,
     ModelLoadError,
@@ -51,7 +52,7 @@ __all__ = [
     "resolve_source",
 ]
 
-ModelKind = Literal["encoder", "decoder"]
+ModelKind = Literal["encoder", "decoder", "seq2seq", "vision"]
 
 CACHE_ENV = "ATTNSCOPE_CACHE_DIR"
 # A Hugging Face repository id: "name" or "owner/name", letters, digits, '-', '_', '.'.
@@ -243,10 +244,9 @@ def _convert_gguf(builtin: BuiltinModel, folder: str, progress: ProgressFn) -> P
 
 
 def _model_kind(config: PretrainedConfig, name: str) -> ModelKind:
-    if getattr(config, "is_encoder_decoder", False):
-        raise UnsupportedModelError(
-            "error.encoder_decoder", name=name, model_type=config.model_type
-        )
+    special = special_kind(config)  # encoder-decoder or vision: see core.engine.model_kinds
+    if special:
+        return special  # type: ignore[return-value]
     architectures = config.architectures or []
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
         return "decoder"
@@ -307,7 +307,7 @@ def load_model(
     report = progress or (lambda message: None)
     if "transformers.models.auto.modeling_auto" not in sys.modules:  # seconds, once a process
         report(Stage("run.stage_libraries"))
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig
 
     started = time.perf_counter()
     source, builtin = resolve_source(name)
@@ -324,19 +324,18 @@ def load_model(
             AutoConfig.from_pretrained, source, trust_remote_code=trust_remote_code
         )
         kind = _model_kind(config, display)
-        if not getattr(config.get_text_config(), "num_attention_heads", None):
+        if not getattr(heads_config(config, kind), "num_attention_heads", None):
             # state-space models (Mamba) and the like: nothing to show here
             raise UnsupportedModelError(
                 "error.no_attention_heads", name=display, model_type=config.model_type
             )
         report(Stage("run.stage_tokenizer", model=display))
-        tokenizer = _from_pretrained(
-            AutoTokenizer.from_pretrained, source, trust_remote_code=trust_remote_code
+        tokenizer = _from_pretrained(  # an image processor for a vision model
+            preprocessor_loader(kind), source, trust_remote_code=trust_remote_code
         )
         report(Stage("run.stage_weights", model=display, device=target.type))
-        model_class = AutoModelForCausalLM if kind == "decoder" else AutoModel
         model = _from_pretrained(
-            model_class.from_pretrained,
+            model_class(kind, config).from_pretrained,
             source,
             attn_implementation="eager",  # the only backend that returns attention weights
             dtype=torch.float32,
@@ -356,7 +355,7 @@ def load_model(
         raise ModelLoadError("error.load_failed", name=display, detail=detail) from error
     model = model.to(target).eval()
     use_attnscope(model)  # blocks of queries for long inputs; eager's results (FAMILIES)
-    text_config = config.get_text_config()
+    text_config = heads_config(config, kind)
     n_heads = int(text_config.num_attention_heads)
     return LoadedModel(
         name=builtin.name if builtin else name,

@@ -36,6 +36,7 @@ __all__ = [
     "count_tokens",
     "decoder",
     "encode_prompt",
+    "encode_target",
     "end_token_ids",
     "mask_token_id",
     "raw_token",
@@ -309,6 +310,16 @@ def encode_prompt(loaded: LoadedModel, prompt: str, *, chat: bool) -> tuple[str,
         [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
     )
     return text, list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def encode_target(loaded: LoadedModel, target: str) -> list[int]:
+    """An encoder-decoder's target as its target tokenizer writes it (end token included), cut
+    to the model's limit; an empty target is an :class:`InputError`."""
+    if not target or not target.strip():
+        raise InputError("error.empty_target")
+    check_text(target)
+    ids = loaded.tokenizer(text_target=target, add_special_tokens=True)["input_ids"]
+    return [int(i) for i in ids[: loaded.max_tokens]]
 
 
 def count_tokens(loaded: LoadedModel, texts: Sequence[str], *, block: int = 1024) -> list[int]:

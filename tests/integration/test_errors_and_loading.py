@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 
@@ -12,7 +11,6 @@ from core import (
     InputError,
     ModelLoadError,
     ModelNotFoundError,
-    UnsupportedModelError,
     analyze,
     load_model,
 )
@@ -105,14 +103,6 @@ def test_a_folder_with_truncated_weights(tmp_path, minilm_folder):
     weights = (minilm_folder / "model.safetensors").read_bytes()
     (tmp_path / "model.safetensors").write_bytes(weights[: len(weights) // 3])
     with pytest.raises(ModelLoadError, match="Could not load"):
-        load_model(str(tmp_path))
-
-
-def test_an_encoder_decoder_model_is_unsupported(tmp_path):
-    config = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]}
-    config |= {"is_encoder_decoder": True, "d_model": 8, "num_layers": 1, "num_heads": 1}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(UnsupportedModelError, match="encoder-decoder"):
         load_model(str(tmp_path))
 
 
