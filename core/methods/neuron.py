@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from core.engine.analysis import Analysis
     from core.engine.models import LoadedModel
 
-__all__ = ["NeuronLayer", "NeuronView", "neuron_layer", "scores_from"]
+__all__ = ["NeuronLayer", "NeuronView", "neuron_layer", "queries_and_keys", "scores_from"]
 
 
 def scores_from(query: Tensor, keys: Tensor, scaling: float, mask: Tensor) -> Tensor:
@@ -151,8 +151,13 @@ def neuron_layer(loaded: LoadedModel, analysis: Analysis, layer: int) -> NeuronL
     Rotary models get q and k rotated with their own ``apply_rotary_pos_emb`` and the cos/sin
     the layer was called with, so ``softmax(q·k * scaling + mask)`` is the layer's attention.
     """
+    return queries_and_keys(loaded, analysis.model_inputs(), layer)
+
+
+def queries_and_keys(loaded: LoadedModel, inputs: dict[str, Tensor], layer: int) -> NeuronLayer:
+    """:func:`neuron_layer` for model ``inputs`` of one text (each ``(1, T)``, e.g.
+    :attr:`core.engine.tokenize.Tokenized.inputs`), with no :class:`Analysis` needed."""
     modules = query_key_modules(loaded, layer)
-    inputs = analysis.model_inputs()
     seq_len = inputs["input_ids"].shape[-1]
     captured: dict[str, Any] = {}
     signature = inspect.signature(modules.attention.forward)
