@@ -1,9 +1,9 @@
 """``python -m bench [COMMAND] [options]``: every benchmark (default) or one of timings, views,
-rank, app, load, corpus, report, attribution."""
+rank, app, load, corpus, corpus_views, report, attribution."""
 
 import sys
 
-from bench import app, attribution, corpus, load, rank_heads, report, timings, views
+from bench import app, attribution, corpus, corpus_views, load, rank_heads, report, timings, views
 
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("all", [])
@@ -19,6 +19,8 @@ if __name__ == "__main__":
         load.main(rest if command == "load" else [])
     if command in ("corpus", "all"):
         corpus.main(rest if command == "corpus" else [])
+    if command in ("corpus_views", "all"):
+        corpus_views.main(rest if command == "corpus_views" else [])
     if command in ("report", "all"):
         report.main(rest if command == "report" else [])
     if command in ("attribution", "all"):

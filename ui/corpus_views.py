@@ -53,6 +53,8 @@ def shown_run() -> CorpusRun | None:
     try:
         run = open_run(folder, verify=False)
         run.connect().close()  # a run with no rows yet is refused here
+        with st.spinner(tr("corpus_views.preparing")):
+            _profiles(str(run.folder), run_version(run))
     except AttnScopeError:
         return None
     return run
@@ -95,9 +97,15 @@ def _split(folder: str, version: str, stat: str, label: str, a: str, b: str) -> 
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+def _profiles(folder: str, version: str) -> pd.DataFrame:
+    """Every head's medians of every statistic: the atlas' input, the slowest query (seconds
+    for 10 000 texts of SmolLM2), so it is made once when the run is opened."""
+    return atlases.head_profiles(open_run(folder, verify=False))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
 def _atlas(folder: str, version: str, n_clusters: int) -> atlases.Atlas:
-    profiles = atlases.head_profiles(open_run(folder, verify=False))
-    return atlases.head_atlas(profiles, n_clusters=n_clusters, seed=0)
+    return atlases.head_atlas(_profiles(folder, version), n_clusters=n_clusters, seed=0)
 
 
 def _shape(run: CorpusRun) -> tuple[int, int]:

@@ -119,14 +119,13 @@ def head_grid(run: CorpusRun, statistic: str) -> HeadGrid:
     column = check_statistic(run, statistic)
     frame = run.query(
         f"""
-        SELECT layer, head,
-               quantile_cont({column}, 0.5) AS median,
-               quantile_cont({column}, 0.25) AS q1,
-               quantile_cont({column}, 0.75) AS q3,
+        SELECT layer, head, quantile_cont({column}, [0.25, 0.5, 0.75]) AS q,
                avg({column}) AS mean, count({column}) AS n
         FROM heads WHERE NOT isnan({column}::DOUBLE) GROUP BY layer, head
         """
     )
+    quartiles = np.array(frame.pop("q").tolist(), np.float64).reshape(-1, 3)  # (L*H, 3)
+    frame["q1"], frame["median"], frame["q3"] = quartiles.T
     shape = _shape(run)
     return HeadGrid(
         statistic,
@@ -150,15 +149,17 @@ def layer_boxes(run: CorpusRun, statistic: str) -> pd.DataFrame:
     """Per layer, over every head and text: ``p05``, ``q1``, ``median``, ``q3``, ``p95``,
     ``mean``, ``n`` (the boxes' whiskers are the 5th and 95th percentiles)."""
     column = check_statistic(run, statistic)
-    return run.query(
+    frame = run.query(
         f"""
-        SELECT layer,
-               quantile_cont({column}, 0.05) AS p05, quantile_cont({column}, 0.25) AS q1,
-               quantile_cont({column}, 0.5) AS median, quantile_cont({column}, 0.75) AS q3,
-               quantile_cont({column}, 0.95) AS p95, avg({column}) AS mean, count(*) AS n
+        SELECT layer, quantile_cont({column}, [0.05, 0.25, 0.5, 0.75, 0.95]) AS q,
+               avg({column}) AS mean, count(*) AS n
         FROM heads WHERE NOT isnan({column}::DOUBLE) GROUP BY layer ORDER BY layer
         """
     )
+    quantiles = np.array(frame.pop("q").tolist(), np.float64).reshape(-1, 5)  # (L, 5)
+    for i, name in enumerate(("p05", "q1", "median", "q3", "p95")):
+        frame.insert(1 + i, name, quantiles[:, i])
+    return frame
 
 
 def label_values(run: CorpusRun, column: str) -> list[str]:
@@ -237,7 +238,8 @@ def group_split(run: CorpusRun, statistic: str, label: str, a: str, b: str) -> G
     )
     one = frame[frame.in_a].set_index(["layer", "head"])
     other = frame[~frame.in_a].set_index(["layer", "head"])
-    table = one.join(other, lsuffix="_a", rsuffix="_b", how="outer").sort_index().reset_index()
+    table = one.merge(other, how="outer", left_index=True, right_index=True, suffixes=("_a", "_b"))
+    table = table.sort_index().reset_index()
     table = table.fillna({"n_a": 0, "n_b": 0})
     table["median_diff"] = table.median_a - table.median_b
     table["mean_diff"] = table.mean_a - table.mean_b
