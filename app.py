@@ -59,6 +59,12 @@ def main() -> None:
             tr("nav.section_generation"): [
                 page("pages/generate.py", "nav.generate", ":material/edit_note:", "generate"),
             ],
+            tr("nav.section_beyond"): [
+                page(
+                    "pages/translation.py", "nav.translation", ":material/translate:", "translation"
+                ),
+                page("pages/vision.py", "nav.vision", ":material/image:", "vision"),
+            ],
             tr("nav.section_corpus"): [
                 page("pages/corpus.py", "nav.corpus", ":material/library_books:", "corpus"),
             ],

@@ -16,6 +16,7 @@ import streamlit as st
 
 from core import Analysis, LoadedModel, analyze, load_model
 from core.engine.devices import prefer_threads, server_threads, usable_cores
+from core.engine.model_kinds import require_kind
 from core.policy.limits import ConcurrencyGate, RateLimiter
 from core.policy.progress import ProgressFn
 from core.policy.settings import Settings, load_settings
@@ -121,6 +122,7 @@ def model_of(result: Analysis) -> LoadedModel:
 
 def analysis_for(model: LoadedModel, text: str, pair: str | None, max_tokens: int) -> Analysis:
     """``model``'s analysis of ``text``, from the process-wide cache when it was made before."""
+    require_kind(model, "text")  # an image or encoder-decoder model: a message, not a crash
     model_key = f"{model.name}|{model.source}|{model.device}"
     return get_analysis(model, model_key, text, pair, max_tokens)
 

@@ -85,7 +85,7 @@ def read_image(
             image.paste(rgba, mask=rgba.getchannel("A"))
         else:
             image = image.convert("RGB")
-        notes.append(("image.converted", (("mode", mode),)))
+        notes.append(("vision.converted", (("mode", mode),)))
     return ReadImage(image=image, notes=tuple(notes), original_mode=mode, format=fmt)
 
 

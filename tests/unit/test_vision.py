@@ -207,7 +207,7 @@ def test_greyscale_rgba_and_palette_images_are_converted_with_a_note(mode):
         image.putpixel((0, 0), (0, 0, 0, 0))  # one transparent pixel: white in RGB
     read = read_image(png_bytes(image))
     assert read.image.mode == "RGB" and read.original_mode == mode
-    assert read.notes == (("image.converted", (("mode", mode),)),)
+    assert read.notes == (("vision.converted", (("mode", mode),)),)
     if mode == "RGBA":
         assert read.image.getpixel((0, 0)) == (255, 255, 255)
         assert read.image.getpixel((10, 10)) == (220, 30, 30)
