@@ -48,7 +48,9 @@ FAMILIES = frozenset({"bert", "roberta", "llama", "qwen2", "mistral", "gpt2"})
 BLOCK_BYTES = 64 * 2**20  # one block's float32 logits and weights, all heads: 2 x 64 MiB at most
 
 # sink(layer, start, weights, logits): the block's queries start..start+b of batch item 0,
-# weights (H, b, S) float32 and logits (H, b, S) float32 with masked entries at the minimum.
+# weights (H, b, K) float32 and logits (H, b, K) float32 with masked entries at the minimum,
+# over keys 0..K. K <= S: in a causal pass the keys past the block's last query are left out
+# (their weights are 0).
 BlockSink = Callable[[int, int, Tensor, Tensor], None]
 
 _local = threading.local()
@@ -78,31 +80,45 @@ def blocks_to(sink: BlockSink, layers: dict[nn.Module, int], *, block_bytes: int
         _local.state = previous
 
 
-def _keep_mask(
-    module: nn.Module, attention_mask: Tensor | None, q_len: int, k_len: int, **kwargs: object
-) -> Tensor | None:
-    """A boolean ``(B | 1, 1, T, S)`` mask, True where a query may look, or None for none."""
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            return attention_mask[:, :, :, :k_len]
-        # a float mask (a model that builds its own): 0 to keep, a large negative to drop
-        return attention_mask[:, :, :, :k_len] > torch.finfo(attention_mask.dtype).min / 2
+def _is_causal(
+    module: nn.Module, attention_mask: Tensor | None, q_len: int, **kwargs: object
+) -> bool:
+    """Whether a pass with no mask is causal, decided as ``sdpa_attention_forward`` decides."""
     is_causal = kwargs.get("is_causal")
     is_causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
-    if not (q_len > 1 and is_causal):
+    return attention_mask is None and q_len > 1 and bool(is_causal)
+
+
+def _keep(
+    attention_mask: Tensor | None,
+    causal: bool,
+    offset: int,
+    rows: slice,
+    n_keys: int,
+    device: torch.device,
+) -> Tensor | None:
+    """The boolean mask of queries ``rows`` over keys ``0..n_keys``: ``(B | 1, 1, b, n_keys)``,
+    True where a query may look, or None where every key is visible. ``offset``: the position
+    of query 0 among the keys (``S - T``)."""
+    if attention_mask is not None:
+        block = attention_mask[:, :, rows, :n_keys]
+        if block.dtype == torch.bool:
+            return block
+        # a float mask (a model that builds its own): 0 to keep, a large negative to drop
+        return block > torch.finfo(block.dtype).min / 2
+    if not causal:
         return None
-    offset = k_len - q_len  # queries are the last q_len positions
-    rows = torch.arange(q_len).unsqueeze(1) + offset  # (T, 1)
-    return (torch.arange(k_len).unsqueeze(0) <= rows)[None, None]  # (1, 1, T, S)
+    queries = torch.arange(rows.start, rows.stop, device=device)[:, None]  # (b, 1)
+    keys = torch.arange(n_keys, device=device)[None, :]  # (1, n_keys)
+    return (keys <= queries + offset)[None, None]  # (1, 1, b, n_keys)
 
 
-def _attend(logits: Tensor, keep: Tensor | None, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Masked logits and their softmax ``(..., b, S)``, both float32."""
+def _attend(logits: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Masked logits (in place) and their softmax ``(..., b, S)``, both float32."""
     logits = logits.float()
     if keep is not None:
-        logits = logits.masked_fill(~keep, torch.finfo(torch.float32).min)
-    weights = torch.softmax(logits, dim=-1)
-    return logits, weights
+        logits.masked_fill_(~keep, torch.finfo(torch.float32).min)
+    return logits, torch.softmax(logits, dim=-1)
 
 
 def attnscope_attention(
@@ -118,18 +134,20 @@ def attnscope_attention(
     """Attention of one layer: ``(output (B, T, H, D), weights (B, H, T, S) or None)``."""
     batch, n_heads, q_len, head_dim = query.shape
     k_len = key.shape[-2]
+    offset = k_len - q_len  # queries are the last q_len positions
     if scaling is None:
         scaling = head_dim**-0.5
     groups = n_heads // key.shape[1]
     if groups > 1:  # GQA: query head h reads key/value head h // groups
         key = key.repeat_interleave(groups, dim=1)  # (B, H, S, D)
         value = value.repeat_interleave(groups, dim=1)  # (B, H, S, D)
-    keep = _keep_mask(module, attention_mask, q_len, k_len, **kwargs)  # (B|1, 1, T, S) | None
+    causal = _is_causal(module, attention_mask, q_len, **kwargs)
     state = getattr(_local, "state", None)
     layer = None if state is None else state[1].get(module)
     if layer is None:  # eager: the full weights, returned
-        logits = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (B, H, T, S)
-        _, weights = _attend(logits, keep, query.dtype)
+        logits = torch.matmul(query, key.transpose(-1, -2)).mul_(scaling)  # (B, H, T, S)
+        keep = _keep(attention_mask, causal, offset, slice(0, q_len), k_len, query.device)
+        _, weights = _attend(logits, keep)
         weights = nn.functional.dropout(
             weights.to(value.dtype), p=dropout, training=module.training
         )
@@ -140,11 +158,13 @@ def attnscope_attention(
     key_t = key.transpose(-1, -2)  # (B, H, D, S)
     for start in range(0, q_len, step):
         stop = min(q_len, start + step)
-        logits = torch.matmul(query[:, :, start:stop], key_t) * scaling  # (B, H, b, S)
-        part = None if keep is None else keep[:, :, start:stop]  # (B|1, 1, b, S)
-        logits, weights = _attend(logits, part, query.dtype)  # (B, H, b, S) float32
-        out[:, :, start:stop] = torch.matmul(weights.to(value.dtype), value)  # (B, H, b, D)
-        sink(layer, start, weights[0], logits[0])
+        # causal: the block's queries see no key past its last query, so those are not computed
+        reach = min(k_len, offset + stop) if causal else k_len
+        logits = torch.matmul(query[:, :, start:stop], key_t[..., :reach]).mul_(scaling)
+        keep = _keep(attention_mask, causal, offset, slice(start, stop), reach, query.device)
+        logits, weights = _attend(logits, keep)  # (B, H, b, reach) float32
+        out[:, :, start:stop] = torch.matmul(weights.to(value.dtype), value[:, :, :reach])
+        sink(layer, start, weights[0], logits[0])  # (H, b, reach): keys past reach weigh 0
         del logits, weights
     return out.transpose(1, 2), None  # (B, T, H, D)
 

@@ -73,23 +73,25 @@ class BlockAccumulator:
         self.rows_seen = [0] * L
 
     def __call__(self, layer: int, start: int, weights: Tensor, logits: Tensor) -> None:
-        """One block: queries ``start..start+b`` of ``layer``, weights and logits ``(H, b, S)``."""
+        """One block: queries ``start..start+b`` of ``layer``, weights and logits ``(H, b, K)``
+        over keys ``0..K`` (``K <= T``; the keys past ``K`` weigh 0)."""
         began = time.perf_counter()
-        stop = start + weights.shape[1]
+        heads, rows, reach = weights.shape
+        stop = start + rows
         self.row_entropy[layer, :, start:stop] = entropy_from_logits(weights, logits).cpu()
         self.layer_rows[layer, start:stop] = stats.row_entropy(weights.mean(dim=0)).cpu()
-        self.received[layer] += weights.sum(dim=1).cpu()  # (H, S)
+        self.received[layer, :, :reach] += weights.sum(dim=1).cpu()  # (H, K)
         if self.col_pooled is not None:
-            heads, rows, keys = weights.shape
+            full = torch.nn.functional.pad(weights, (0, self.seq_len - reach))  # (H, b, T)
             pooled = torch.nn.functional.adaptive_max_pool1d(
-                weights.reshape(heads * rows, 1, keys), self.thumbnail
+                full.reshape(heads * rows, 1, self.seq_len), self.thumbnail
             )  # (H * b, 1, S')
             self.col_pooled[:, start:stop] = pooled.reshape(heads, rows, -1).cpu()
         if layer in self.keep:
             if layer not in self.kept:
-                self.kept[layer] = torch.empty(self.n_heads, self.seq_len, weights.shape[-1])
-            self.kept[layer][:, start:stop] = weights.cpu()
-        self.rows_seen[layer] += stop - start
+                self.kept[layer] = torch.zeros(self.n_heads, self.seq_len, self.seq_len)
+            self.kept[layer][:, start:stop, :reach] = weights.cpu()
+        self.rows_seen[layer] += rows
         if self.rows_seen[layer] == self.seq_len and self.col_pooled is not None:
             by_rows = self.col_pooled.transpose(1, 2)  # (H, S', T)
             pooled = torch.nn.functional.adaptive_max_pool1d(by_rows, self.thumbnail)
