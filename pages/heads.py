@@ -1,12 +1,15 @@
 """Heads page: every head's statistics (entropy, confidence, distance, sink and neighbour
-shares) as a layer x head heatmap and a sortable table, with a pattern label per head."""
+shares) as a layer x head heatmap and a sortable table, with a pattern label per head; head
+detector scores and a custom pattern; one head's query-key map."""
 
 import streamlit as st
 
 from core.methods.head_stats import HEAD_METRICS
 from core.policy.i18n import t
 from ui.derived import head_stats
+from ui.detectors import detector_section
 from ui.figures import show_figure
+from ui.qk_map import qk_section
 from ui.text import lang, tr
 from ui.widgets import require_result, table_with_csv
 from viz.heatmaps import metric_heatmap
@@ -38,3 +41,6 @@ table_with_csv(table, tr("heads.download"), "head_statistics.csv")
 with st.expander(tr("heads.patterns")):
     st.markdown(tr("heads.patterns_text"))
     st.dataframe(pattern_rules_frame(lang=language), hide_index=True)
+
+detector_section(result, language)
+qk_section(result, language)

@@ -183,6 +183,19 @@ ATTRIBUTION = SessionStore(
     "(2·L·H·T²·4 bytes: SmolLM2 at 128 tokens 35 MB) and T² per layer of value zeroing; kept "
     "partial while it runs: one.",
 )
+DETECTORS = SessionStore(
+    "detectors",
+    3,
+    "Head detector scores: (content_key, 'detectors', seed) -> (TextScores, DetectorScores) "
+    "and (content_key, 'custom', pattern options) -> (a T x T pattern, L x H scores): a few "
+    "L x H tensors and one T² pattern (2048 tokens: 16 MB): at most 3.",
+)
+QK_MAPS = SessionStore(
+    "qk_maps",
+    1,
+    "The query-key map: (content_key, layer, head) -> QKMap (2N points and 2N x d vectors, "
+    "N at most 2000 tokens, d 64: about 1 MB): one.",
+)
 FIGURE_FILES = SessionStore(
     "figure_files",
     1,
@@ -200,6 +213,8 @@ DERIVED_STORES = (
     COMPARISON,
     NEURONS,
     ATTRIBUTION,
+    DETECTORS,
+    QK_MAPS,
     FIGURE_FILES,
 )
 

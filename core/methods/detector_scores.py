@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from core.engine.streaming import map_batch_layers, map_layers
-from core.engine.tokenize import special_ids
+from core.engine.tokenize import special_ids, tokenize
 from core.methods.detectors import (
     PatternRows,
     duplicate_pattern,
@@ -90,13 +90,14 @@ class DetectorScores:
         return [(int(i) // values.shape[1], int(i) % values.shape[1]) for i in order]
 
 
-def _wrapping(tokenizer) -> tuple[list[int], list[int]]:
+def _wrapping(loaded: LoadedModel) -> tuple[list[int], list[int]]:
     """The special token ids the tokenizer puts before and after any text's tokens (read from
-    how it encodes one word with and without them)."""
-    plain = list(tokenizer("a", add_special_tokens=False)["input_ids"])
-    full = list(tokenizer("a")["input_ids"])
-    at = next(i for i in range(len(full)) if full[i : i + len(plain)] == plain)
-    return full[:at], full[at + len(plain) :]
+    how it tokenizes one word: its leading and trailing special tokens)."""
+    found = tokenize(loaded, "a")
+    ids, special = found.input_ids[0].tolist(), list(found.special)
+    first = special.index(False)
+    last = len(special) - special[::-1].index(False)
+    return ids[:first], ids[last:]
 
 
 def repeated_random_tokens(
@@ -112,7 +113,7 @@ def repeated_random_tokens(
     excluded = special_ids(tokenizer) | {getattr(tokenizer, "unk_token_id", None)}
     candidates = torch.tensor([i for i in range(len(tokenizer)) if i not in excluded])
     generator = torch.Generator().manual_seed(seed)
-    prefix, suffix = _wrapping(tokenizer)
+    prefix, suffix = _wrapping(loaded)
     start = len(prefix)
     rows, specials = [], []
     for _ in range(n_sequences):
