@@ -22,6 +22,7 @@ from torch import Tensor
 from core.engine import budget, stats
 from core.engine.streaming import layer_statistics, map_batch_layers
 from core.engine.tokenize import Tokenized, pad_token_id
+from core.methods.detectors import duplicate_pattern, pattern_score
 from core.methods.head_metrics import HEAD_METRICS, KeyMasks, metric_values
 from core.methods.head_stats import PATTERNS as PATTERN_NAMES
 from core.methods.head_stats import pattern_index
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from core.engine.models import LoadedModel
 
 __all__ = [
+    "DUPLICATE",
     "METRICS",
     "BatchOptions",
     "BatchStatistics",
@@ -42,6 +44,9 @@ __all__ = [
 PaddingSide = Literal["right", "left"]
 METRICS: tuple[str, ...] = tuple(HEAD_METRICS)
 PATTERNS = np.array(PATTERN_NAMES, dtype=object)  # pattern labels by index
+# The duplicate-token detector score's column (core.methods.detectors); the previous-token
+# detector score is the ``previous_token`` metric itself.
+DUPLICATE = "duplicate_token"
 # One layer's weights of one batch may take at most this much (the forward pass holds a few
 # copies: scores, probabilities); longer texts get smaller batches.
 LAYER_BYTES = budget.DEFAULT_BUDGET_BYTES // 4
@@ -66,8 +71,10 @@ class BatchStatistics:
 
     ``metrics[name]`` and ``metrics[name + "_choice"]``: ``(B, L, H)`` float32, the
     :data:`core.methods.head_metrics.HEAD_METRICS` over every query and over the queries with a
-    choice; ``patterns`` / ``patterns_choice``: ``(B, L, H)`` label indices into
-    :data:`PATTERNS`; ``layer`` holds
+    choice, and ``metrics["duplicate_token"]``, the duplicate-token detector score
+    (:func:`core.methods.detector_scores.text_scores`; NaN for a text where no token repeats;
+    its ``previous_token`` is the previous-token detector score); ``patterns`` /
+    ``patterns_choice``: ``(B, L, H)`` label indices into :data:`PATTERNS`; ``layer`` holds
     ``layer_entropy`` and ``layer_entropy_choice`` ``(B, L)``; ``top`` holds ``positions`` and
     ``shares`` ``(B, L, H, k)`` (plain ranking) and ``visible_positions`` / ``visible_shares``
     (keys >= 1 by attention per query that can see them), -1 / NaN where a text has fewer than
@@ -158,6 +165,14 @@ def _stacked_masks(tokenized: Sequence[Tokenized]) -> KeyMasks:
     )
 
 
+def _duplicate_patterns(tokenized: Sequence[Tokenized]) -> Tensor:
+    """The duplicate-token patterns of texts of one length, ``(G, 1, n, n)`` (broadcast over
+    heads): query i -> every earlier position with its token id, special tokens left out."""
+    ids = torch.stack([t.input_ids[0] for t in tokenized])  # (G, n)
+    special = torch.tensor([list(t.special) for t in tokenized], dtype=torch.bool)  # (G, n)
+    return duplicate_pattern(ids, special)[:, None]  # (G, 1, n, n)
+
+
 def _top(values: Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`core.engine.stats.top_k_positions` of ``values`` ``(G, H, n)``, padded to ``k``
     columns with -1 / NaN: ``(G, H, k)`` positions and shares."""
@@ -212,6 +227,10 @@ def batch_statistics(
         for suffix in ("", "_choice")
         for name in METRICS
     }
+    metrics[DUPLICATE] = np.full(shape, np.nan, np.float32)  # NaN: no token repeats
+    duplicates = {
+        n: _duplicate_patterns([tokenized[b] for b in items]) for n, items in groups.items()
+    }
     patterns = np.zeros(shape, dtype=np.int8)  # indices into PATTERNS
     choices = np.zeros(shape, dtype=np.int8)
     layer = {
@@ -246,6 +265,8 @@ def batch_statistics(
                     for name, value in values.items():
                         metrics[f"{name}{suffix}"][items, index] = value.numpy()
                     (choices if suffix else patterns)[items, index] = labels
+            duplicate = duplicates[n]  # (G, 1, n, n)
+            metrics[DUPLICATE][items, index] = pattern_score(block, duplicate).numpy()  # (G, H)
             received = summary["received_by_head"]  # (G, H, n)
             top["positions"][items, index], top["shares"][items, index] = _top(received, k)
             visible = stats.visibility_normalized(received, causal=causal)[..., 1:]  # (G, H, n-1)

@@ -39,6 +39,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST",
+    "READABLE_VERSIONS",
     "CorpusRun",
     "RunWriter",
     "list_runs",
@@ -47,27 +48,37 @@ __all__ = [
 ]
 
 FORMAT = "attnscope-corpus"
-FORMAT_VERSION = 1
+# 2: the heads table has a duplicate_token column (the duplicate-token detector score). Runs of
+# format 1 still open for reading (their heads table lacks that column); only a run of this
+# format can be resumed, since its chunks must all have one schema.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
 PARTIAL = ".partial"
 LOCK = ".lock"
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest of ``folder``, checked to be a corpus run of this store format."""
+def _read_manifest(folder: Path, *, resume: bool = False) -> dict[str, Any]:
+    """The manifest of ``folder``, checked to be a corpus run of a store format this version
+    reads (:data:`READABLE_VERSIONS`), or, to ``resume`` it, of :data:`FORMAT_VERSION` itself."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise InputError("error.corpus_not_a_run", path=str(folder)) from error
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InputError("error.corpus_not_a_run", path=str(folder))
-    if manifest.get("format_version") != FORMAT_VERSION:
+    found = manifest.get("format_version")
+    if found not in READABLE_VERSIONS:
         raise InputError(
             "error.corpus_version",
             path=str(folder),
-            found=manifest.get("format_version"),
-            expected=FORMAT_VERSION,
+            found=found,
+            expected=", ".join(map(str, READABLE_VERSIONS)),
+        )
+    if resume and found != FORMAT_VERSION:
+        raise InputError(
+            "error.corpus_resume_version", path=str(folder), found=found, expected=FORMAT_VERSION
         )
     return manifest
 
@@ -144,7 +155,7 @@ class RunWriter:
         lock = _lock(folder)
         try:
             if (folder / MANIFEST).is_file():
-                found = _read_manifest(folder)
+                found = _read_manifest(folder, resume=True)  # every chunk: one schema
                 if found.get("identity") != manifest["identity"]:
                     mine, theirs = manifest["identity"], found.get("identity", {})
                     differs = sorted(

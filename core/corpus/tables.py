@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from core.corpus.batch import PATTERNS, BatchStatistics
+from core.corpus.batch import DUPLICATE, PATTERNS, BatchStatistics
 from core.engine.tokenize import Tokenized
 
 __all__ = ["TABLES", "ChunkBuilder", "label_field", "top_instances"]
@@ -134,6 +134,9 @@ class ChunkBuilder:
                     ),
                     "head": np.tile(np.arange(n_heads, dtype=np.int16), n_texts * n_layers),
                     **{name: values.reshape(-1) for name, values in stats.metrics.items()},
+                    # NaN (no token repeats in the text) is stored as null: SQL's avg and
+                    # median leave it out.
+                    DUPLICATE: pa.array(stats.metrics[DUPLICATE].reshape(-1), from_pandas=True),
                     "pattern": _labels(stats.patterns),
                     "pattern_choice": _labels(stats.patterns_choice),
                     "top_positions": _lists(stats.top["positions"].reshape(rows, -1), pa.int32()),
