@@ -25,6 +25,7 @@ from core.corpus.sources import Corpus, load_source
 from core.corpus.store import FORMAT, FORMAT_VERSION, CorpusRun, RunWriter, now, open_run
 from core.engine.models import BUILTIN_MODELS, cache_root, load_model
 from core.engine.tokenize import count_tokens
+from core.methods.detector_scores import DETECTORS, detector_scores
 from core.policy.errors import InputError
 from core.policy.settings import LOCAL, Settings
 
@@ -167,6 +168,19 @@ def _manifest(
     }
 
 
+def _detectors(loaded: LoadedModel) -> dict[str, Any]:
+    """The model's head detector scores on repeated random tokens (the induction measurement of
+    :func:`core.methods.detector_scores.detector_scores`, seed 0, 4 sequences of 20 tokens), for
+    the manifest: each score as ``n_layers`` lists of ``n_heads`` numbers."""
+    found = detector_scores(loaded, n_tokens=20, n_sequences=4, seed=0)
+    return {
+        "seed": found.seed,
+        "n_tokens": found.n_tokens,
+        "n_sequences": found.n_sequences,
+        **{name: found.score(name).tolist() for name in DETECTORS},
+    }
+
+
 def run_corpus(
     corpus: Corpus | str,
     model: str | LoadedModel,
@@ -215,6 +229,9 @@ def run_corpus(
     status = "failed"
     writer.update(status="running", engine=engine)
     try:
+        if "detectors" not in writer.manifest:  # text-independent: measured once per run
+            writer.update(detectors=_detectors(loaded))
+            started = time.perf_counter()
         if progress is not None:
             progress(CorpusProgress(done, len(corpus), resumed, 0.0, None))
         if engine == "ray":

@@ -246,6 +246,13 @@ class CorpusRun:
         """Texts whose rows are written."""
         return sum(int(c["n_texts"]) for c in self.manifest.get("chunks", {}).values())
 
+    def detector_scores(self) -> dict[str, Any] | None:
+        """The model's head detector scores on repeated random tokens, measured when the run
+        started (``induction``, ``previous_token``, ``duplicate_token``: ``n_layers`` lists of
+        ``n_heads`` numbers; ``seed``, ``n_tokens``, ``n_sequences``), or None for a run made
+        before they were recorded. Per-text scores are the heads table's columns."""
+        return self.manifest.get("detectors")
+
     def connect(self):
         """A DuckDB connection (in memory) with the run's views."""
         import duckdb

@@ -1,4 +1,5 @@
-"""Detector scores in a corpus run: the heads table's duplicate_token (and previous_token) of
+"""Detector scores in a corpus run: the manifest holds the model's induction measurement (the
+same numbers as detector_scores); the heads table's duplicate_token (and previous_token) of
 each text equal core.methods.detector_scores.text_scores on that text analysed alone (MiniLM,
 right padding; SmolLM2, left padding); a text with no repeated token stores null. A run of the
 previous store format (no duplicate_token column) still opens and reads, and refuses a resume
@@ -16,7 +17,7 @@ from core import analyze
 from core.corpus import BatchOptions, open_run, run_corpus
 from core.corpus.sources import Corpus
 from core.corpus.store import FORMAT_VERSION
-from core.methods.detector_scores import text_scores
+from core.methods.detector_scores import detector_scores, text_scores
 from core.policy.errors import InputError
 
 pytestmark = pytest.mark.integration
@@ -52,6 +53,11 @@ def check_run(model, folder, padding: str) -> None:
             assert rows.duplicate_token.isna().all(), text  # null, not 0
         prev = rows.previous_token.to_numpy(dtype=np.float64).reshape(shape)
         assert np.allclose(prev, expected.previous_token.numpy(), atol=TOLERANCE), text
+    recorded = run.detector_scores()  # the model's induction measurement, once per run
+    measured = detector_scores(model, n_tokens=20, n_sequences=4, seed=0)
+    assert (recorded["seed"], recorded["n_tokens"], recorded["n_sequences"]) == (0, 20, 4)
+    for name in ("induction", "previous_token", "duplicate_token"):
+        assert np.allclose(recorded[name], measured.score(name).numpy(), atol=1e-6), name
     # SQL's avg leaves the null text out: the mean over the texts with a repeated token.
     mean = run.query("SELECT avg(duplicate_token) AS m FROM heads WHERE layer = 0 AND head = 0")
     with_repeats = [
@@ -84,6 +90,9 @@ def test_runs_of_the_previous_format_open_but_do_not_resume(minilm, tmp_path):
     heads = old.query("SELECT * FROM heads")
     assert len(heads) == len(TEXTS) * 6 * 12 and "duplicate_token" not in heads.columns
     assert len(old.head_summary()) == 6 * 12
+    del manifest["detectors"]  # format 1 recorded none
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert open_run(folder).detector_scores() is None
     with pytest.raises(InputError) as caught:
         run_corpus(CORPUS, minilm, out=folder, options=options)
     assert caught.value.key == "error.corpus_resume_version"
