@@ -20,6 +20,7 @@ from torch import Tensor
 
 from core.engine import stats
 from core.engine.attended import AttendedToken, Ranking, attended_tokens
+from core.engine.long_range import LongRange, long_range_of
 from core.engine.streaming import THUMBNAIL_SIZE, layer_statistics
 from core.engine.tokens import readable_raw_token
 from core.policy.errors import AttnScopeError, InputError
@@ -83,13 +84,15 @@ class Analysis:
     # ""); None where the tokenizer gives no offsets (slow tokenizers) or the analysis is derived.
     offsets: tuple[tuple[int, int], ...] | None = None
     sequence_ids: tuple[int | None, ...] | None = None
+    # sink / local / far split and distance profile of every head (core.engine.long_range)
+    long_range: LongRange | None = None
     derived_from: Derivation | None = None  # None: runnable
     derived_with: tuple[tuple[str, Any], ...] = ()  # the options of the derivation, if any
 
     @classmethod
     def from_statistics(
         cls,
-        statistics: Mapping[str, Tensor | None],
+        statistics: Mapping[str, Any],
         layer_weights: Sequence[Tensor | None],
         tokens: Sequence[str],
         *,
@@ -141,6 +144,7 @@ class Analysis:
             head_entropy_choice=statistics["head_entropy_choice"],
             normalized_head_entropy_choice=statistics["normalized_head_entropy_choice"],
             layer_entropy_choice=statistics["layer_entropy_choice"],
+            long_range=statistics.get("long_range"),
         )
 
     @classmethod
@@ -369,10 +373,11 @@ def _checked(attentions: Tensor, seq_len: int) -> Tensor:
     return attn
 
 
-def _statistics(attn: Tensor, kind: ModelKind) -> tuple[dict[str, Tensor | None], float]:
+def _statistics(attn: Tensor, kind: ModelKind) -> tuple[dict[str, Any], float]:
     """Every layer's statistics of held weights ``(L, H, T, T)``, and the seconds they took.
     Thumbnails are made from the weights when a view asks (``pooled_maps`` None)."""
     started = time.perf_counter()
-    computed: dict[str, Tensor | None] = dict(layer_statistics(attn, causal=kind == "decoder"))
+    computed: dict[str, Any] = dict(layer_statistics(attn, causal=kind == "decoder"))
     computed["pooled_maps"] = None
+    computed["long_range"] = long_range_of(attn, causal=kind == "decoder")
     return computed, time.perf_counter() - started

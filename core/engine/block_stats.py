@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from core.engine import stats
+from core.engine.long_range import LongRangeAccumulator
 
 __all__ = ["BlockAccumulator", "entropy_from_logits"]
 
@@ -71,6 +72,7 @@ class BlockAccumulator:
         )  # (H, T, S) of the layer in progress
         self.pooled = torch.zeros(L, H, self.thumbnail, self.thumbnail) if self.thumbnail else None
         self.rows_seen = [0] * L
+        self.long_range = LongRangeAccumulator(L, H, T, causal=self.causal)
 
     def __call__(self, layer: int, start: int, weights: Tensor, logits: Tensor) -> None:
         """One block: queries ``start..start+b`` of ``layer``, weights and logits ``(H, b, K)``
@@ -81,6 +83,7 @@ class BlockAccumulator:
         self.row_entropy[layer, :, start:stop] = entropy_from_logits(weights, logits).cpu()
         self.layer_rows[layer, start:stop] = stats.row_entropy(weights.mean(dim=0)).cpu()
         self.received[layer, :, :reach] += weights.sum(dim=1).cpu()  # (H, K)
+        self.long_range(layer, start, weights)
         if self.col_pooled is not None:
             full = torch.nn.functional.pad(weights, (0, self.seq_len - reach))  # (H, b, T)
             pooled = torch.nn.functional.adaptive_max_pool1d(
@@ -102,7 +105,7 @@ class BlockAccumulator:
         """Whether every layer's every query row arrived."""
         return all(seen == self.seq_len for seen in self.rows_seen)
 
-    def statistics(self) -> dict[str, Tensor | None]:
+    def statistics(self) -> dict[str, object]:
         """The statistics of :func:`core.engine.streaming.layer_statistics`, stacked over
         layers, plus ``pooled_maps``."""
         choice = stats.choice_queries(self.seq_len, causal=self.causal)  # (T,)
@@ -116,4 +119,5 @@ class BlockAccumulator:
             "normalized_head_entropy_choice": stats.query_mean(normalized, choice),  # (L, H)
             "layer_entropy_choice": stats.query_mean(self.layer_rows, choice),  # (L,)
             "pooled_maps": self.pooled,
+            "long_range": self.long_range.result(),
         }

@@ -23,6 +23,7 @@ from core.engine import stats
 from core.engine.attention_fn import blocks_to, uses_attnscope
 from core.engine.block_stats import BlockAccumulator
 from core.engine.hooks import HookSet, attention_modules
+from core.engine.long_range import LongRangeAccumulator
 from core.policy.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class LayerStatistics:
     then made from the weights when a view asks).
     """
 
-    statistics: dict[str, Tensor]
+    statistics: dict[str, object]  # tensors, and long_range: a LongRange
     kept: dict[int, Tensor]  # layer -> (n_heads, seq_len, seq_len) float32 on the CPU
     stats_seconds: float  # time spent in the statistics, inside the forward pass
 
@@ -234,6 +235,7 @@ def stream_statistics(
     pooled = None if wanted >= set(range(n_layers)) else torch.zeros(n_layers, n_heads, size, size)
     kept: dict[int, Tensor] = {}
     spent = [0.0]
+    long_range = LongRangeAccumulator(n_layers, n_heads, seq_len, causal=loaded.causal)
 
     def on_layer(layer: int, weights: Tensor) -> None:
         started = time.perf_counter()
@@ -242,13 +244,16 @@ def stream_statistics(
             out[key][layer] = value.cpu()
         if pooled is not None:
             pooled[layer] = stats.pooled_attention(attn, size).cpu()  # (H, S, S)
+        long_range(layer, 0, attn)
         if layer in wanted:
             kept[layer] = attn.cpu()
         spent[0] += time.perf_counter() - started
 
     map_layers(loaded, inputs, on_layer)
     return LayerStatistics(
-        statistics={**out, "pooled_maps": pooled}, kept=kept, stats_seconds=spent[0]
+        statistics={**out, "pooled_maps": pooled, "long_range": long_range.result()},
+        kept=kept,
+        stats_seconds=spent[0],
     )
 
 
