@@ -39,6 +39,7 @@ __all__ = [
     "register",
     "use_attnscope",
     "uses_attnscope",
+    "visible",
 ]
 
 NAME = "attnscope"
@@ -111,6 +112,25 @@ def _keep(
     queries = torch.arange(rows.start, rows.stop, device=device)[:, None]  # (b, 1)
     keys = torch.arange(n_keys, device=device)[None, :]  # (1, n_keys)
     return (keys <= queries + offset)[None, None]  # (1, 1, b, n_keys)
+
+
+def visible(module: nn.Module, attention_mask: Tensor | None, seq_len: int) -> Tensor:
+    """``(T, T)`` bool: which keys each query of one text saw in a pass through ``module`` called
+    with ``attention_mask`` (None: causal or all, as the module's ``is_causal`` says, the way
+    transformers' SDPA mask builder leaves it for a plain pass).
+
+    >>> class Causal(nn.Module):
+    ...     is_causal = True
+    >>> visible(Causal(), None, 3).int().tolist()
+    [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+    """
+    causal = _is_causal(module, attention_mask, seq_len)
+    keep = _keep(attention_mask, causal, 0, slice(0, seq_len), seq_len, torch.device("cpu"))
+    if keep is None:
+        return torch.ones(seq_len, seq_len, dtype=torch.bool)
+    while keep.dim() > 2:
+        keep = keep[0]
+    return keep.cpu().expand(seq_len, seq_len)
 
 
 def _attend(logits: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from core.engine.attention_fn import visible
 from core.engine.hooks import HookSet, query_key_modules
 from core.engine.streaming import recompute_layers
 
@@ -127,20 +128,15 @@ def _heads(projected: Tensor, head_dim: int) -> Tensor:
     return projected.reshape(seq_len, -1, head_dim).transpose(0, 1)
 
 
-def _additive_mask(mask: Tensor | None, seq_len: int) -> Tensor:
-    """The mask the attention module was called with, as ``(T, T)`` float: 0 where a key may be
-    seen, ``-inf`` where not (a boolean mask means True = seen; an additive one holds 0 or a
-    very negative number; None means every key is seen)."""
-    if mask is None:
-        return torch.zeros(seq_len, seq_len)
-    mask = mask.detach().cpu()
-    while mask.dim() > 2:
-        mask = mask[0]  # (1, 1, T, T) or (1, 1, 1, T) -> (T, T) or (1, T)
-    if mask.dtype == torch.bool:
-        allowed = mask
-    else:  # additive: 0, or the dtype's most negative number
-        allowed = mask.float() > torch.finfo(torch.float32).min / 2
-    allowed = allowed.expand(seq_len, seq_len)  # (T, T)
+def _additive_mask(module: nn.Module, mask: Tensor | None, seq_len: int) -> Tensor:
+    """The mask the attention ``module`` was called with, as ``(T, T)`` float: 0 where a key may
+    be seen, ``-inf`` where not (a boolean mask means True = seen; an additive one holds 0 or a
+    very negative number; None means causal or every key, as the module's ``is_causal`` says:
+    transformers' SDPA mask builder, used with ``"attnscope"`` attention, leaves a plain pass
+    without a mask)."""
+    if mask is not None:
+        mask = mask.detach().cpu()
+    allowed = visible(module, mask, seq_len)  # (T, T)
     return torch.zeros(seq_len, seq_len).masked_fill(~allowed, float("-inf"))
 
 
@@ -188,7 +184,7 @@ def queries_and_keys(loaded: LoadedModel, inputs: dict[str, Tensor], layer: int)
         layer=layer,
         queries=queries,
         keys=keys,
-        mask=_additive_mask(captured["mask"], seq_len),
+        mask=_additive_mask(modules.attention, captured["mask"], seq_len),
         scaling=float(scaling),
         rotary=modules.rotary,
     )
