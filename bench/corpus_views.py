@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from core.corpus.atlas import head_atlas, head_profiles
 from core.corpus.batch import METRICS, PATTERNS
-from core.corpus.store import RunWriter, open_run
+from core.corpus.store import FORMAT, FORMAT_VERSION, RunWriter, open_run
 from core.corpus.views import (
     group_split,
     head_grid,
@@ -58,8 +58,8 @@ def synthetic_run(
     (see the module docstring); returns it opened."""
     rng = np.random.default_rng(seed)
     manifest = {
-        "format": "attnscope-corpus",
-        "format_version": 1,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
         "identity": {"corpus": f"synthetic-{n_texts}-{seed}", "model": "synthetic"},
         "corpus": {
             "source": "synthetic",

@@ -119,13 +119,9 @@ def _select_from(chart_key: str) -> None:
     points = (event or {}).get("selection", {}).get("points", [])
     if not points:
         return
-    point = points[0]
-    custom = point.get("customdata")
-    if custom is not None and len(custom) >= 2:
-        layer, head = int(custom[0]), int(custom[1])
-    else:
-        layer, head = int(point["y"]), int(point["x"])
-    st.session_state[LAYER_KEY], st.session_state[HEAD_KEY] = layer, head
+    custom = points[0].get("customdata")
+    if isinstance(custom, list | tuple) and len(custom) >= 2:
+        st.session_state[LAYER_KEY], st.session_state[HEAD_KEY] = int(custom[0]), int(custom[1])
 
 
 def _remember(widget: str, store: str) -> None:
@@ -260,7 +256,7 @@ def _split_view(run: CorpusRun, statistic: str) -> None:
     label = st.selectbox(tr("corpus.group_column"), labels, key=SPLIT_LABEL_WIDGET)
     values = _label_values(folder, version, label)
     if len(values) < 2:
-        st.info(tr("corpus_views.one_value", label=label))
+        st.info(tr("corpus_views.one_value", label=md(label)))
         return
     left, right = st.columns(2)
     a = left.selectbox(tr("corpus_views.group_a"), values, index=0, key=SPLIT_A_WIDGET)

@@ -88,8 +88,8 @@ def grid_figure(
     ]
     fig = go.Figure(
         go.Scatter(
-            x=heads,
-            y=layers,
+            x=heads.tolist(),
+            y=layers.tolist(),
             mode="markers",
             marker={
                 **_SQUARE,
@@ -98,7 +98,8 @@ def grid_figure(
                 "colorscale": "Viridis" if value == "median" else "Oranges",
                 "showscale": True,
             },
-            customdata=np.stack([layers, heads], axis=1),
+            customdata=np.stack([layers, heads], axis=1).tolist(),  # plain lists: a click
+            # returns them as they are (a NumPy array would travel as base64)
             hovertext=hover,
             hoverinfo="text",
             selectedpoints=None if selected is None else [selected[0] * grid.n_heads + selected[1]],
@@ -190,8 +191,8 @@ def split_figure(split: GroupSplit, *, lang: Lang = DEFAULT_LANG) -> go.Figure:
     ]
     fig = go.Figure(
         go.Scatter(
-            x=table["head"].to_numpy(int),
-            y=table.layer.to_numpy(int),
+            x=table["head"].to_numpy(int).tolist(),
+            y=table.layer.to_numpy(int).tolist(),
             mode="markers",
             marker={
                 **_SQUARE,
@@ -261,7 +262,7 @@ def atlas_figure(
                 textfont={"size": 9},
                 marker={"size": 11},
                 name=name,
-                customdata=rows[["layer", "head"]].to_numpy(int),
+                customdata=rows[["layer", "head"]].to_numpy(int).tolist(),
                 hovertext=hover,
                 hoverinfo="text",
             )
