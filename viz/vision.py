@@ -47,8 +47,8 @@ def overlay_figure(
             text=labels,
             opacity=opacity,
             colorscale="Inferno",
-            zmin=0.0,
-            zmax=float(max(z.max(initial=0.0), 1e-6)),
+            zmin=float(z.min()),  # the range shown: near-uniform maps keep their contrast
+            zmax=float(max(z.max(), z.min() + 1e-6)),
             colorbar={"title": {"text": t("heatmap.weight", lang)}},
             hovertemplate="%{text}: %{z:.4f}<extra></extra>",
             name="overlay",

@@ -121,3 +121,26 @@ def test_a_text_for_an_image_model(folders, lang):
     assert not at.exception
     message = at.error[0].value.replace("\\", "")
     assert message == t("error.text_for_image_model", lang, model=folders["vit"])
+
+
+def test_the_encoders_attention_opens_on_the_other_pages(folders):
+    at = _with_model(folders["marian"])
+    at.switch_page("pages/translation.py").run()
+    at.text_area(key="translation_source").set_value(SOURCE)
+    at.text_area(key="translation_target").set_value(TARGET)
+    at.button(key="translation_run").click().run()
+    at.button(key="translation_open_encoder").click().run()
+    assert not at.exception and not at.error
+    loaded = load_model(folders["marian"], device="cpu")
+    encoder = analyze_pair(loaded, SOURCE, TARGET).encoder
+    at.switch_page("pages/heatmaps.py").run()
+    assert not at.exception and not at.error
+    z = decode(plotly_specs(at)[0]["data"][0]["z"])
+    assert z.shape == (7, 7)
+    assert any(
+        np.allclose(z, m.numpy(), atol=1e-6) for m in (encoder.head(0, 0), encoder.layer_average(0))
+    )
+    at.switch_page("pages/statistics.py").run()
+    assert not at.exception and not at.error
+    entropy = decode(plotly_specs(at)[0]["data"][0]["z"])
+    assert np.allclose(entropy, encoder.head_entropy.numpy(), atol=1e-5)
