@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from core.corpus import cli as corpus_cli
 from core.engine.analysis import Analysis
+from core.engine.model_kinds import require_kind
 from core.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, load_model
 from core.engine.run import analyze
 from core.engine.tokenize import check_text
@@ -137,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded = load_model(
             args.model, device=args.device, progress=lambda m: print(m, file=sys.stderr)
         )
+        require_kind(loaded, "text")  # an image or encoder-decoder model: a message
         result = analyze(loaded, text, args.pair, max_tokens=args.max_tokens)
     except AttnScopeError as error:
         print(f"error: {error}", file=sys.stderr)

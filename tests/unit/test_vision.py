@@ -240,3 +240,11 @@ def test_an_image_for_a_text_model_and_a_text_for_an_image_model():
     with pytest.raises(InputError) as caught:
         analyze_pair(VISION["clip-vision"](), "the cat", "a dog")
     assert caught.value.key == "error.text_for_image_model"
+
+
+def test_the_command_line_says_a_text_is_for_text_models(tmp_path, capsys):
+    from core.cli import main
+
+    folder = save(VISION["vit"](), tmp_path / "vit")
+    assert main(["analyze", "the cat sat", "--model", str(folder), "--device", "cpu"]) == 2
+    assert "is a vision model: it reads images, not text" in capsys.readouterr().err
