@@ -267,12 +267,14 @@ def translate(
     The encoder runs once; each step runs the decoder on ``[start] + tokens so far`` and takes
     its last row. Stops at the end token, after ``config.max_new_tokens`` or when
     ``should_stop()`` says so (what is done is kept). Tokens the model's generation config bans
-    (Marian's padding) are never chosen.
+    (Marian's padding) are never chosen; a forced first token (M2M's and NLLB's target language,
+    ``forced_bos_token_id``) is written first, its candidates shown as the model ranked them.
     """
     require_kind(loaded, "seq2seq")
     src = tokenize(loaded, source, max_tokens=max_tokens)
     ends = _end_ids(loaded)
     banned = [w[0] for w in getattr(loaded.model.generation_config, "bad_words_ids", None) or []]
+    forced = getattr(loaded.model.generation_config, "forced_bos_token_id", None)
     generator = torch.Generator().manual_seed(config.seed)
     decoder_ids, steps, encoded = [_start_id(loaded)], [], None
     limit = min(config.max_new_tokens, loaded.max_tokens)
@@ -283,6 +285,8 @@ def translate(
             logits[banned] = float("-inf")
         probs = next_token_distribution(logits, config)  # (vocab,)
         token_id = choose_token(logits, probs, config, generator)
+        if not steps and forced is not None:  # M2M, NLLB, mBART: the target language's token
+            token_id = forced
         top = torch.topk(probs, min(config.top_k_shown, probs.numel()))
         labels = token_labels(loaded.tokenizer, top.indices.tolist())
         row = torch.stack([layer[0, :, -1] for layer in out.cross_attentions])  # (L, H, T_src)

@@ -1,6 +1,7 @@
-"""Encoder-decoder attention on tiny random T5, BART and Marian models: three kinds of attention
-with the right shapes and orientation, generation that keeps each step's cross-attention, the
-alignment view's numbers, and the real loading path from a folder saved by save_pretrained."""
+"""Encoder-decoder attention on tiny random T5, BART, Marian and M2M100 (NLLB) models: three
+kinds of attention with the right shapes and orientation, generation that keeps each step's
+cross-attention, the alignment view's numbers, and the real loading path from a folder saved by
+save_pretrained."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from core.methods.alignment import alignment, merge_rectangular
 from core.methods.sampling import GenerationConfig
 from core.policy.errors import InputError
 from tests.unit.tiny_models import tiny_bert
-from tests.unit.tiny_seq2seq_vision import EOS, SEQ2SEQ, save
+from tests.unit.tiny_seq2seq_vision import EOS, FORCED, SEQ2SEQ, save
 
 SOURCE = "the cat sat on the mat"
 TARGET = "a dog slept"
@@ -112,6 +113,8 @@ def test_generation_keeps_each_steps_cross_attention(model):
     assert theirs[: len(ids)] == ids
     if model.name == "tiny-marian":
         assert 0 not in ids  # its padding is banned
+    if model.name == "tiny-m2m100":
+        assert ids[0] == FORCED  # the target language's token comes first
 
 
 def test_sampled_generation_is_seeded(model):

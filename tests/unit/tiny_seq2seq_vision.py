@@ -16,6 +16,7 @@ PAD, EOS, UNK, BOS = range(4)
 VOCAB_SIZE = len(SPECIALS) + len(WORDS)
 IMAGE = 32  # pixels per side
 PATCH = 8  # pixels per patch side: a 4 x 4 grid
+FORCED = len(SPECIALS) + WORDS.index("hello")  # M2M's stand-in for a language token
 
 
 def seq2seq_tokenizer(*, bos: bool):
@@ -139,6 +140,32 @@ def tiny_marian(seed: int = 0) -> LoadedModel:
     return _wrap("tiny-marian", model, seq2seq_tokenizer(bos=False), "seq2seq")
 
 
+def tiny_m2m100(seed: int = 0) -> LoadedModel:
+    """M2M100 (the NLLB architecture): 2 + 2 layers x 2 heads; every target starts with a forced
+    language token (``forced_bos_token_id``, here "hello")."""
+    from transformers import M2M100Config, M2M100ForConditionalGeneration
+
+    config = M2M100Config(
+        vocab_size=VOCAB_SIZE,
+        d_model=16,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=PAD,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        decoder_start_token_id=EOS,
+        attn_implementation="eager",
+    )
+    model = _randomised(M2M100ForConditionalGeneration(config), seed)
+    model.generation_config.forced_bos_token_id = FORCED
+    return _wrap("tiny-m2m100", model, seq2seq_tokenizer(bos=False), "seq2seq")
+
+
 def _vision(name: str, config, model_class, processor, seed: int) -> LoadedModel:
     model = _randomised(model_class(config), seed)
     return _wrap(name, model, processor, "vision")
@@ -195,7 +222,7 @@ def tiny_clip_vision(seed: int = 0) -> LoadedModel:
     return _vision("tiny-clip-vision", config, CLIPVisionModel, processor, seed)
 
 
-SEQ2SEQ = {"t5": tiny_t5, "bart": tiny_bart, "marian": tiny_marian}
+SEQ2SEQ = {"t5": tiny_t5, "bart": tiny_bart, "marian": tiny_marian, "m2m100": tiny_m2m100}
 VISION = {
     "vit": tiny_vit,
     "deit": tiny_deit,
