@@ -21,11 +21,11 @@ if settings.demo:
 
 tabs = st.tabs(
     [
-        tr("corpus_views.tab_run"),
-        tr("corpus_views.tab_distributions"),
-        tr("corpus_views.tab_fires"),
-        tr("corpus_views.tab_atlas"),
-        tr("corpus_views.tab_export"),
+        tr("corpus.view_tab_run"),
+        tr("corpus.view_tab_distributions"),
+        tr("corpus.view_tab_fires"),
+        tr("corpus.view_tab_atlas"),
+        tr("corpus.view_tab_export"),
     ]
 )
 with tabs[0]:
@@ -48,6 +48,6 @@ views = {
 for index, view in views.items():
     with tabs[index]:
         if run is None:
-            st.info(tr("corpus_views.no_run"))
+            st.info(tr("corpus.view_no_run"))
         else:
             view(run)

@@ -59,7 +59,7 @@ def top_hits(
 
 
 def _pattern_label(pattern: str | None, language: Lang) -> str:
-    return t("corpus_views.any_pattern", language) if pattern is None else pattern
+    return t("corpus.view_any_pattern", language) if pattern is None else pattern
 
 
 def _open(run: CorpusRun, hit: queries.FireHit, layer: int, head: int) -> None:
@@ -94,17 +94,17 @@ def follow_open() -> None:
 def fires_view(run: CorpusRun) -> None:
     """A head's strongest instances over the run, filters, the table and Open in Heatmaps."""
     language = lang()
-    st.caption(tr("corpus_views.fires_caption", top_n=int(run.manifest["options"]["top_n"])))
+    st.caption(tr("corpus.view_fires_caption", top_n=int(run.manifest["options"]["top_n"])))
     layer, head = head_choice(run, "corpus_fires")
     left, right = st.columns(2)
     pattern = left.selectbox(
-        tr("corpus_views.pattern_filter"),
+        tr("corpus.view_pattern_filter"),
         [None, *PATTERNS],
         key=PATTERN_WIDGET,
         format_func=partial(_pattern_label, language=language),
     )
     token = right.text_input(
-        tr("corpus_views.token_filter"), key=TOKEN_WIDGET, max_chars=100
+        tr("corpus.view_token_filter"), key=TOKEN_WIDGET, max_chars=100
     ).strip()
     show_hits(run, layer, head, pattern=pattern, token=token or None)
 
@@ -122,18 +122,18 @@ def show_hits(
     language = lang()
     hits = top_hits(str(run.folder), run_version(run), layer, head, pattern, token)
     if not hits:
-        st.info(tr("corpus_views.no_hits"))
+        st.info(tr("corpus.view_no_hits"))
         return
     st.dataframe(fire_table(hits, lang=language), hide_index=True, key=f"{key}table")
     left, right = st.columns([3, 1])
     rank = left.selectbox(
-        tr("corpus_views.hit"),
+        tr("corpus.view_hit"),
         range(1, len(hits) + 1),
         key=f"{key}{HIT_WIDGET}",
         format_func=lambda r: hit_label(r, hits[r - 1], language),
     )
     right.button(
-        tr("corpus_views.open_hit"),
+        tr("corpus.view_open_hit"),
         key=f"{key}{OPEN_BUTTON}",
         on_click=_open,
         args=(run, hits[int(rank) - 1], layer, head),
@@ -149,10 +149,10 @@ def atlas_opened(run: CorpusRun, layer: int, head: int) -> None:
 def exports_view(run: CorpusRun) -> None:
     """Any of the run's tables (texts, layers, heads, instances: every chunk's rows, and the
     run-wide top instances) as CSV or Parquet, written by DuckDB when asked for."""
-    st.caption(tr("corpus_views.export_caption"))
+    st.caption(tr("corpus.view_export_caption"))
     left, right = st.columns(2)
     table = left.selectbox(
-        tr("corpus_views.export_table"), [*TABLES, "instances_all"], key=TABLE_WIDGET
+        tr("corpus.view_export_table"), [*TABLES, "instances_all"], key=TABLE_WIDGET
     )
     fmt = right.radio(
         tr("common.export_format"),
@@ -162,7 +162,7 @@ def exports_view(run: CorpusRun) -> None:
         format_func=str.upper,
     )
     wanted = (str(run.folder), run_version(run), table, fmt)
-    if st.button(tr("corpus_views.export_prepare"), key=PREPARE_BUTTON):
+    if st.button(tr("corpus.view_export_prepare"), key=PREPARE_BUTTON):
         with st.spinner(tr("common.export_preparing")):
             st.session_state[EXPORT_KEY] = (wanted, _table_bytes(run, table, fmt))
     found = st.session_state.get(EXPORT_KEY)

@@ -42,7 +42,7 @@ CLUSTERS_WIDGET = "corpus_views_clusters"
 COLOUR_WIDGET = "corpus_views_colour"
 SHOWN_KEY = "corpus_shown"  # ui.corpus's: the run folder on screen
 DEFAULT_STATISTIC = "entropy"
-COLOURS = {"cluster": "corpus_views.colour_cluster", "pattern": "corpus_views.colour_pattern"}
+COLOURS = {"cluster": "corpus.view_colour_cluster", "pattern": "corpus.view_colour_pattern"}
 
 
 def shown_run() -> CorpusRun | None:
@@ -53,7 +53,7 @@ def shown_run() -> CorpusRun | None:
     try:
         run = open_run(folder, verify=False)
         run.connect().close()  # a run with no rows yet is refused here
-        with st.spinner(tr("corpus_views.preparing")):
+        with st.spinner(tr("corpus.view_preparing")):
             _profiles(str(run.folder), run_version(run))
     except AttnScopeError:
         return None
@@ -166,10 +166,10 @@ def statistic_choice(run: CorpusRun) -> str:
             DEFAULT_STATISTIC if DEFAULT_STATISTIC in names else names[0]
         )
     return st.selectbox(
-        tr("corpus_views.statistic"),
+        tr("corpus.view_statistic"),
         names,
         key=STATISTIC_WIDGET,
-        help=tr("corpus_views.statistic_help"),
+        help=tr("corpus.view_statistic_help"),
     )
 
 
@@ -182,7 +182,7 @@ def distributions_view(run: CorpusRun) -> None:
     except AttnScopeError as error:
         show_error(error)
         return
-    st.caption(tr("corpus_views.grid_caption"))
+    st.caption(tr("corpus.view_grid_caption"))
     left, right = st.columns(2)
     with left:
         show_figure(
@@ -207,7 +207,7 @@ def distributions_view(run: CorpusRun) -> None:
     )
     st.caption(
         tr(
-            "corpus_views.head_numbers",
+            "corpus.view_head_numbers",
             layer=layer,
             head=head,
             median=f"{grid.median[layer, head]:.4g}",
@@ -222,7 +222,7 @@ def distributions_view(run: CorpusRun) -> None:
         key="corpus_views_boxes",
         name=f"boxes_{statistic}",
     )
-    st.caption(tr("corpus_views.boxes_caption"))
+    st.caption(tr("corpus.view_boxes_caption"))
     _grid_table(grid)
     _split_view(run, statistic)
 
@@ -241,35 +241,35 @@ def _grid_table(grid: queries.HeadGrid) -> None:
             "texts": grid.count.reshape(-1),
         }
     )
-    with st.expander(tr("corpus_views.grid_table")):
+    with st.expander(tr("corpus.view_grid_table")):
         table_with_csv(table, tr("corpus.download"), f"corpus_{grid.statistic}_per_head.csv")
 
 
 def _split_view(run: CorpusRun, statistic: str) -> None:
     """Texts of one label value against another: per head, the difference and Cohen's d."""
-    st.subheader(tr("corpus_views.split_header"))
+    st.subheader(tr("corpus.view_split_header"))
     labels = run.manifest["corpus"].get("label_columns") or []
     if not labels:
-        st.info(tr("corpus_views.no_labels"))
+        st.info(tr("corpus.view_no_labels"))
         return
     folder, version = str(run.folder), run_version(run)
     label = st.selectbox(tr("corpus.group_column"), labels, key=SPLIT_LABEL_WIDGET)
     values = _label_values(folder, version, label)
     if len(values) < 2:
-        st.info(tr("corpus_views.one_value", label=md(label)))
+        st.info(tr("corpus.view_one_value", label=md(label)))
         return
     left, right = st.columns(2)
-    a = left.selectbox(tr("corpus_views.group_a"), values, index=0, key=SPLIT_A_WIDGET)
-    b = right.selectbox(tr("corpus_views.group_b"), values, index=1, key=SPLIT_B_WIDGET)
+    a = left.selectbox(tr("corpus.view_group_a"), values, index=0, key=SPLIT_A_WIDGET)
+    b = right.selectbox(tr("corpus.view_group_b"), values, index=1, key=SPLIT_B_WIDGET)
     if a == b:
-        st.info(tr("corpus_views.same_group"))
+        st.info(tr("corpus.view_same_group"))
         return
     split = _split(folder, version, statistic, label, a, b)
     show_figure(
         split_figure(split, lang=lang()), key="corpus_views_split", name=f"split_{statistic}"
     )
-    st.caption(tr("corpus_views.split_caption"))
-    with st.expander(tr("corpus_views.split_table")):
+    st.caption(tr("corpus.view_split_caption"))
+    with st.expander(tr("corpus.view_split_table")):
         table_with_csv(split.table, tr("corpus.download"), f"corpus_{statistic}_{label}_split.csv")
 
 
@@ -277,9 +277,9 @@ def atlas_view(run: CorpusRun, opened) -> None:
     """Every head on a PCA map of its statistic profile, coloured by KMeans cluster or pattern;
     a click opens the head (``opened(run, layer, head)`` draws it under the map)."""
     left, right = st.columns(2)
-    k = left.slider(tr("corpus_views.clusters"), 2, 12, 6, key=CLUSTERS_WIDGET)
+    k = left.slider(tr("corpus.view_clusters"), 2, 12, 6, key=CLUSTERS_WIDGET)
     colour = right.radio(
-        tr("corpus_views.colour"),
+        tr("corpus.view_colour"),
         list(COLOURS),
         key=COLOUR_WIDGET,
         horizontal=True,
@@ -294,7 +294,7 @@ def atlas_view(run: CorpusRun, opened) -> None:
     )
     st.caption(
         tr(
-            "corpus_views.atlas_caption",
+            "corpus.view_atlas_caption",
             k=atlas.n_clusters,
             seed=atlas.seed,
             n=len(atlas.statistics),
@@ -302,14 +302,14 @@ def atlas_view(run: CorpusRun, opened) -> None:
             pc2=f"{atlas.explained[1]:.0%}",
         )
     )
-    with st.expander(tr("corpus_views.atlas_table")):
+    with st.expander(tr("corpus.view_atlas_table")):
         table_with_csv(atlas.table, tr("corpus.download"), "corpus_head_atlas.csv")
-    st.subheader(tr("corpus_views.atlas_head"))
+    st.subheader(tr("corpus.view_atlas_head"))
     layer, head = chosen_head(run)
     row = atlas.table[(atlas.table.layer == layer) & (atlas.table["head"] == head)].iloc[0]
     st.markdown(
         tr(
-            "corpus_views.atlas_opened",
+            "corpus.view_atlas_opened",
             layer=layer,
             head=head,
             cluster=int(row["cluster"]),

@@ -73,7 +73,7 @@ def grid_figure(
     shown = (grid.median if value == "median" else grid.iqr).reshape(-1)
     hover = [
         t(
-            "corpus_views.grid_hover",
+            "corpus.view_grid_hover",
             lang,
             layer=int(l_),
             head=int(h),
@@ -105,7 +105,7 @@ def grid_figure(
             selectedpoints=None if selected is None else [selected[0] * grid.n_heads + selected[1]],
         )
     )
-    key = "corpus_views.grid_median_title" if value == "median" else "corpus_views.grid_iqr_title"
+    key = "corpus.view_grid_median_title" if value == "median" else "corpus.view_grid_iqr_title"
     title = t(key, lang, statistic=plotly_safe(grid.statistic))
     _grid_layout(fig, title, grid.n_layers, grid.n_heads, lang)
     return fig
@@ -122,7 +122,7 @@ def head_histogram(
     fig.update_layout(
         title={
             "text": t(
-                "corpus_views.histogram_title",
+                "corpus.view_histogram_title",
                 lang,
                 statistic=plotly_safe(statistic),
                 layer=layer,
@@ -131,7 +131,7 @@ def head_histogram(
             )
         },
         xaxis={"title": {"text": plotly_safe(statistic)}},
-        yaxis={"title": {"text": t("corpus_views.texts_axis", lang)}},
+        yaxis={"title": {"text": t("corpus.view_texts_axis", lang)}},
         height=320,
         margin=MARGIN,
         bargap=0.05,
@@ -157,7 +157,7 @@ def layer_box_figure(
         )
     )
     fig.update_layout(
-        title={"text": t("corpus_views.boxes_title", lang, statistic=plotly_safe(statistic))},
+        title={"text": t("corpus.view_boxes_title", lang, statistic=plotly_safe(statistic))},
         xaxis={"title": {"text": t("common.layer", lang)}, "dtick": 1},
         yaxis={"title": {"text": plotly_safe(statistic)}},
         height=340,
@@ -174,7 +174,7 @@ def split_figure(split: GroupSplit, *, lang: Lang = DEFAULT_LANG) -> go.Figure:
     limit = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
     hover = [
         t(
-            "corpus_views.split_hover",
+            "corpus.view_split_hover",
             lang,
             layer=int(r.layer),
             head=int(r.head),
@@ -209,7 +209,7 @@ def split_figure(split: GroupSplit, *, lang: Lang = DEFAULT_LANG) -> go.Figure:
         )
     )
     title = t(
-        "corpus_views.split_title",
+        "corpus.view_split_title",
         lang,
         statistic=plotly_safe(split.statistic),
         a=plotly_safe(split.a),
@@ -237,7 +237,7 @@ def atlas_figure(
         rows = table[groups == group]
         hover = [
             t(
-                "corpus_views.atlas_hover",
+                "corpus.view_atlas_hover",
                 lang,
                 layer=int(r["layer"]),
                 head=int(r["head"]),
@@ -248,7 +248,7 @@ def atlas_figure(
             for _, r in rows.iterrows()
         ]
         name = (
-            t("corpus_views.cluster_n", lang, cluster=group)
+            t("corpus.view_cluster_n", lang, cluster=group)
             if colour_by == "cluster"
             else plotly_safe(group)
         )
@@ -268,7 +268,7 @@ def atlas_figure(
             )
         )
     fig.update_layout(
-        title={"text": t("corpus_views.atlas_title", lang, n=len(table), k=atlas.n_clusters)},
+        title={"text": t("corpus.view_atlas_title", lang, n=len(table), k=atlas.n_clusters)},
         xaxis={"title": {"text": f"PC1 ({atlas.explained[0]:.0%})"}},
         yaxis={"title": {"text": f"PC2 ({atlas.explained[1]:.0%})"}},
         height=560,
@@ -293,19 +293,19 @@ def fire_table(hits: Sequence[FireHit], *, lang: Lang = DEFAULT_LANG) -> pd.Data
     key (position: token), both contexts, the head's pattern on that text and the text."""
     return pd.DataFrame(
         {
-            t("corpus_views.col_rank", lang): range(1, len(hits) + 1),
-            t("corpus_views.col_weight", lang): [round(h.weight, 4) for h in hits],
-            t("corpus_views.col_text_id", lang): [h.text_id for h in hits],
-            t("corpus_views.col_query", lang): [f"{h.query}: {h.query_token}" for h in hits],
-            t("corpus_views.col_key", lang): [f"{h.key}: {h.key_token}" for h in hits],
-            t("corpus_views.col_query_context", lang): [
+            t("corpus.view_col_rank", lang): range(1, len(hits) + 1),
+            t("corpus.view_col_weight", lang): [round(h.weight, 4) for h in hits],
+            t("corpus.view_col_text_id", lang): [h.text_id for h in hits],
+            t("corpus.view_col_query", lang): [f"{h.query}: {h.query_token}" for h in hits],
+            t("corpus.view_col_key", lang): [f"{h.key}: {h.key_token}" for h in hits],
+            t("corpus.view_col_query_context", lang): [
                 _context(h.query_before, h.query_token, h.query_after) for h in hits
             ],
-            t("corpus_views.col_key_context", lang): [
+            t("corpus.view_col_key_context", lang): [
                 _context(h.key_before, h.key_token, h.key_after) for h in hits
             ],
-            t("corpus_views.col_pattern", lang): [h.pattern for h in hits],
-            t("corpus_views.col_text", lang): [h.text for h in hits],
+            t("corpus.view_col_pattern", lang): [h.pattern for h in hits],
+            t("corpus.view_col_text", lang): [h.text for h in hits],
         }
     )
 
@@ -314,7 +314,7 @@ def hit_label(rank: int, hit: FireHit, lang: Lang = DEFAULT_LANG) -> str:
     """One hit as a choice in a list (plain text; Streamlit escapes it)."""
     text = hit.text if len(hit.text) <= 60 else hit.text[:59] + "…"
     return t(
-        "corpus_views.hit_option",
+        "corpus.view_hit_option",
         lang,
         rank=rank,
         query=hit.query_token,
