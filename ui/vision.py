@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.engine.vision import ImageAnalysis, analyze_image, read_image
-from core.methods.patches import patch_map, patch_rollout, patch_statistics
+from core.methods.patches import patch_at, patch_map, patch_rollout, patch_statistics
 from core.policy.errors import AttnScopeError
 from core.policy.i18n import t
 from core.policy.settings import check_request
@@ -35,6 +35,7 @@ SHOWN_WIDGET = "vision_shown"
 QUERY_WIDGET = "vision_query"
 OPACITY_WIDGET = "vision_opacity"
 ROLLOUT = "rollout"
+OVERLAY_KEY = "vision_overlay"
 
 
 def run_image(model_name: str, data: bytes, label: str) -> None:
@@ -54,6 +55,20 @@ def run_image(model_name: str, data: bytes, label: str) -> None:
         return
     digest = hashlib.sha256(data).hexdigest()[:16]
     st.session_state[RESULT_KEY] = (model_name, digest, read.notes, result)
+
+
+def _follow_click() -> None:
+    """A click on the overlay makes the clicked patch the query (before the page reruns)."""
+    event = st.session_state.get(OVERLAY_KEY) or {}
+    points = event.get("selection", {}).get("points", [])
+    kept = st.session_state.get(RESULT_KEY)
+    if not points or kept is None or "x" not in points[0] or "y" not in points[0]:
+        return
+    result = kept[3]
+    size = result.pixels.shape[:2]
+    patch = patch_at(result.grid, size, float(points[0]["x"]), float(points[0]["y"]))
+    if patch is not None:
+        st.session_state[QUERY_WIDGET] = result.n_prefix + patch
 
 
 def _shown_label(choice: object) -> str:
@@ -97,7 +112,7 @@ def overlay_section(result: ImageAnalysis) -> None:
     fig = overlay_figure(
         result.pixels, result.grid, values, opacity=opacity, title=title, query_patch=patch
     )
-    show_figure(fig, key="vision_overlay")
+    show_figure(fig, key=OVERLAY_KEY, on_select=_follow_click)
     rows, cols = result.grid
     st.caption(
         tr(

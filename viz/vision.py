@@ -54,6 +54,21 @@ def overlay_figure(
             name="overlay",
         )
     )
+    # Clicks land on points, not on heatmap cells: an invisible marker at every patch centre.
+    centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in boxes]
+    fig.add_trace(
+        go.Scatter(
+            x=[c[0] for c in centres],
+            y=[c[1] for c in centres],
+            mode="markers",
+            marker={"size": 18, "opacity": 0.0, "color": "#000"},
+            customdata=[[i] for i in range(len(centres))],
+            text=[f"patch {i // cols},{i % cols}: {z.flat[i]:.4f}" for i in range(len(centres))],
+            hovertemplate="%{text}<extra></extra>",
+            showlegend=False,
+            name="patches",
+        )
+    )
     line = {"color": "rgba(255, 255, 255, 0.6)", "width": 1}
     shapes = [
         {"type": "line", "x0": x, "x1": x, "y0": 0, "y1": height, "line": line}

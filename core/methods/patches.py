@@ -27,6 +27,7 @@ __all__ = [
     "patch_boxes",
     "patch_distances",
     "patch_entropy",
+    "patch_at",
     "patch_map",
     "patch_statistics",
     "patch_to_pixels",
@@ -73,6 +74,23 @@ def patch_to_pixels(values: Tensor, grid: tuple[int, int], size: tuple[int, int]
     row_of = torch.arange(height) * rows // height  # (H,)
     col_of = torch.arange(width) * cols // width  # (W,)
     return values.reshape(rows, cols)[row_of][:, col_of]  # (H, W)
+
+
+def patch_at(grid: tuple[int, int], size: tuple[int, int], x: float, y: float) -> int | None:
+    """The patch (row-major index) holding pixel ``(x, y)`` of an image of ``size = (height,
+    width)``, the inverse of :func:`patch_boxes`; None outside the image.
+
+    >>> patch_at((2, 3), (4, 6), 4.5, 3.0), patch_at((2, 3), (4, 6), 6.0, 0.0)
+    (5, None)
+    """
+    rows, cols = grid
+    height, width = size
+    if not (0 <= x < width and 0 <= y < height):
+        return None
+    boxes = patch_boxes(grid, size)  # (N, 4)
+    col = int((boxes[:cols, 0] <= x).sum()) - 1
+    row = int((boxes[::cols, 1] <= y).sum()) - 1
+    return row * cols + col
 
 
 def patch_distances(grid: tuple[int, int]) -> Tensor:

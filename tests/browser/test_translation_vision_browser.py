@@ -37,6 +37,12 @@ OVERLAY = """el => ({
     images: el.querySelectorAll('g.imagelayer image, g.layer-below image, image').length,
 })"""
 
+# Where image pixel (x, y) is on the screen.
+CLICK = """(el, [x, y]) => {
+    const box = el.getBoundingClientRect(), xa = el._fullLayout.xaxis, ya = el._fullLayout.yaxis;
+    return {x: box.left + xa._offset + xa.d2p(x), y: box.top + ya._offset + ya.d2p(y)};
+}"""
+
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
@@ -68,6 +74,14 @@ def _deit_224():
     return type(tiny)(**{**tiny.__dict__, "model": model, "tokenizer": processor})
 
 
+def _open_page(page, name: str) -> None:
+    """Click the page's link, first unfolding the sidebar's page list if it hides some."""
+    more = page.get_by_test_id("stSidebarNavViewButton")
+    if more.count() and "more" in more.inner_text().lower():
+        more.click()
+    page.get_by_role("link", name=name, exact=True).click()
+
+
 def _use_model(page, folder: str) -> None:
     choose_option(page, "Model", "Other: Hugging Face id or folder")
     box = page.get_by_role("textbox", name="Model id or folder")
@@ -78,7 +92,7 @@ def _use_model(page, folder: str) -> None:
 
 def test_translation_alignment_is_drawn_with_core_numbers(page, folders):
     _use_model(page, folders["marian"])
-    page.get_by_role("link", name="Translation").click()
+    _open_page(page, "Translation")
     page.get_by_role("heading", name="Translation: encoder-decoder attention").wait_for()
     source = page.get_by_role("textbox", name="Source text")
     source.fill(SOURCE)
@@ -111,7 +125,7 @@ def test_translation_alignment_is_drawn_with_core_numbers(page, folders):
 
 def test_vision_overlay_is_drawn_with_core_numbers(page, folders, tmp_path):
     _use_model(page, folders["deit"])
-    page.get_by_role("link", name="Vision").click()
+    _open_page(page, "Vision")
     page.get_by_role("heading", name="Vision: attention over image patches").wait_for()
 
     not_image = tmp_path / "notes.png"
@@ -127,7 +141,6 @@ def test_vision_overlay_is_drawn_with_core_numbers(page, folders, tmp_path):
     chart.locator("g.hm image, g.heatmaplayer image").first.wait_for(timeout=120_000)
     _idle(page)
     drawn = chart.evaluate(OVERLAY)
-
     loaded = load_model(folders["deit"], device="cpu")
     image = analyze_image(loaded, Image.open(EXAMPLE_IMAGE).convert("RGB"))
     expected = patch_map(image, image.analysis.layer_average(1)).numpy()  # [CLS], last layer
@@ -136,4 +149,14 @@ def test_vision_overlay_is_drawn_with_core_numbers(page, folders, tmp_path):
     assert drawn["images"] >= 2  # the picture and the heatmap, each drawn as an image
     chart.scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOTS / "vision.png", full_page=False)
+
+    # a click on patch (1, 2), centre (80, 48) in the image's pixels, makes it the query
+    spot = chart.evaluate(CLICK, [80, 48])
+    page.mouse.click(spot["x"], spot["y"])
+    page.get_by_text("Attention of patch 1,2, layer 1").wait_for(timeout=60_000)
+    _idle(page)
+    drawn = page.locator(".js-plotly-plot").first.evaluate(OVERLAY)
+    query = 2 + 1 * 7 + 2  # [CLS], [DIST], then row 1, column 2 of a 7 x 7 grid
+    expected = patch_map(image, image.analysis.layer_average(1), query).numpy()
+    assert np.allclose(np.array(drawn["z"]), expected, atol=1e-6)
     assert not page.watch.dialogs and not page.watch.failed and not page.watch.external
