@@ -37,7 +37,7 @@ def test_ray_equals_the_local_engine(minilm, tmp_path, no_ray_left_behind):
     a, b = local.query(sql), open_run(tmp_path / "ray").query(sql)
     assert a[["text_id", "layer", "head"]].equals(b[["text_id", "layer", "head"]])
     numeric = [c for c in a.columns if a[c].dtype.kind == "f"]
-    assert len(numeric) == 24
+    assert len(numeric) == 25  # 24 statistics and the duplicate-token score (null: no repeat)
     np.testing.assert_allclose(a[numeric].to_numpy(), b[numeric].to_numpy(), atol=1e-5)
     agg = "SELECT layer, head, avg(entropy), avg(first_token) FROM heads GROUP BY ALL ORDER BY ALL"
     np.testing.assert_allclose(
