@@ -18,6 +18,7 @@ from torch import Tensor
 
 from core.engine import budget
 from core.engine.analysis import Analysis
+from core.engine.model_kinds import require_kind
 from core.engine.streaming import recompute_layers, run_inputs, stream_statistics
 from core.engine.tokenize import Tokenized, tokenize, tokenize_ids
 from core.policy.errors import UnsupportedModelError
@@ -94,6 +95,7 @@ def analyze(
     beyond. ``method="all"`` asks the model for every layer at once (``output_attentions=True``)
     and holds everything; both give the same statistics.
     """
+    require_kind(loaded, "text")  # an image or encoder-decoder model: a message, not a crash
     tokenized = tokenize(loaded, text, pair, max_tokens=max_tokens)
     return run_tokenized(
         loaded,
@@ -122,6 +124,7 @@ def analyze_ids(
     ``analyze_ids(loaded, analyze(loaded, text).token_ids)`` gives the same attention as
     ``analyze(loaded, text)``. Options as for :func:`analyze`.
     """
+    require_kind(loaded, "text")
     tokenized = tokenize_ids(loaded, token_ids, max_tokens=max_tokens)
     return run_tokenized(
         loaded,

@@ -248,3 +248,21 @@ def test_the_command_line_says_a_text_is_for_text_models(tmp_path, capsys):
     folder = save(VISION["vit"](), tmp_path / "vit")
     assert main(["analyze", "the cat sat", "--model", str(folder), "--device", "cpu"]) == 2
     assert "is a vision model: it reads images, not text" in capsys.readouterr().err
+
+
+def test_the_python_api_refuses_image_and_translation_models_with_a_message():
+    from core import analyze
+    from core.engine.run import analyze_ids
+    from core.policy.errors import InputError
+    from tests.unit.tiny_seq2seq_vision import tiny_marian, tiny_vit
+
+    for make, key in (
+        (tiny_vit, "error.text_for_image_model"),
+        (tiny_marian, "error.needs_text_model"),
+    ):
+        loaded = make()
+        with pytest.raises(InputError) as raised:
+            analyze(loaded, "a cat on the mat")
+        assert raised.value.key == key
+        with pytest.raises(InputError):
+            analyze_ids(loaded, [1, 2, 3])
