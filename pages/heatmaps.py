@@ -5,6 +5,7 @@ import streamlit as st
 
 from ui.derived import display_result, ensure_layers
 from ui.figures import show_figure
+from ui.long_context import LONG_HEATMAP_TOKENS, long_heatmap
 from ui.text import lang, tr
 from ui.widgets import (
     effective_caption,
@@ -26,6 +27,12 @@ mode = effective_selector(EFFECTIVE_WIDGET, result.n_layers)
 left, right = st.columns(2)
 with left:
     layer = layer_selector(result, LAYER_WIDGET)
+if mode == "raw" and result.seq_len > LONG_HEATMAP_TOKENS and result.layer_weights[layer] is None:
+    # thousands of tokens: a max-pooled overview and an exact window, never the T x T layer
+    with right:
+        head = head_selector(result, HEAD_WIDGET)
+    long_heatmap(result, layer, head, key="heatmap_long")
+    st.stop()
 # The chosen kind of attention (over words if asked); a long input's raw layer is recomputed.
 shown = ensure_layers(display_result(result, mode), [layer])
 with right:

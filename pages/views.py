@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.policy.i18n import t
 from ui.derived import cached_payload, display_key, display_result, ensure_layers
+from ui.long_context import LONG_HEATMAP_TOKENS, long_head_view, long_model_view
 from ui.state import HEAD_KEY, LAYER_KEY, VIEW_KIND_KEY, WORDS_KEY
 from ui.text import lang, tr
 from ui.views import (
@@ -56,15 +57,32 @@ if not bertviz:
     bertviz_not_offered_caption(base)
 view_key = display_key(result, mode)
 
+# thousands of tokens, layers not held: each row's strongest keys gathered in blocks, and the
+# model view's thumbnails without a full-resolution detail (a T x T head is 134 MB at 8192)
+long = (
+    mode == "raw"
+    and base.seq_len > LONG_HEATMAP_TOKENS
+    and all(w is None for w in base.layer_weights)
+)
 if kind == "head":
     layer = layer_selector(base, LAYER_WIDGET)
-    shown = ensure_layers(base, [layer])
-    payload = cached_payload(
-        ("head", view_key, layer, language),
-        lambda: encode_head_view(shown, layer, lang=language).data,
-    )
+    if long:
+        payload = cached_payload(
+            ("head-top", view_key, layer, language), lambda: long_head_view(base, layer)
+        )
+    else:
+        shown = ensure_layers(base, [layer])
+        payload = cached_payload(
+            ("head", view_key, layer, language),
+            lambda: encode_head_view(shown, layer, lang=language).data,
+        )
     attention_view(payload)
     st.caption(tr("views.head_caption"))
+elif kind == "model" and long:
+    attention_view(
+        cached_payload(("model", view_key, None, language), lambda: long_model_view(base))
+    )
+    st.caption(tr("long.model_view_note", tokens=base.seq_len))
 elif kind == "model":
     head = st.session_state[HEAD_KEY] or 0
     selected = (st.session_state[LAYER_KEY], min(head, base.n_heads - 1))

@@ -35,10 +35,8 @@ def show_figure(
     ``name`` is the file's stem (the widget ``key`` if not given). With ``on_select``, a click on
     a point selects it and calls ``on_select`` before the rerun (the selection is in
     ``st.session_state[key]``); the chart's selection event is returned."""
-    if on_select is None:
-        event = st.plotly_chart(fig, key=key)
-    else:
-        event = st.plotly_chart(fig, key=key, on_select=on_select, selection_mode="points")
+    clicks = {} if on_select is None else {"on_select": on_select, "selection_mode": "points"}
+    event = st.plotly_chart(fig, key=key, **clicks)
     with st.popover(tr("common.export_figure"), icon=":material/download:"):
         export_controls(fig, key=key, name=name or key)
     return event

@@ -202,6 +202,17 @@ FIGURE_FILES = SessionStore(
     "The last figure rendered as a file: (widget key, format, scale, figure hash) -> "
     "RenderedFigure (a PNG at scale 4 of a 512-token heatmap is a few MB): one.",
 )
+LONG_VIEWS = SessionStore(
+    "long_views",
+    2,
+    "A long layer's overview and window: (content_key, layer, rows, keys) -> LayerWindow "
+    "(H x 128 x 128 and H x 256 x 256 floats: SmolLM2 3 MB): two.",
+)
+EVICTIONS = SessionStore(
+    "evictions",
+    1,
+    "Simulated KV-cache eviction: content_key -> Eviction (2 x L x H x 6 floats): one.",
+)
 DERIVED_STORES = (
     LAYERS,
     SHOWN,
@@ -215,6 +226,8 @@ DERIVED_STORES = (
     ATTRIBUTION,
     DETECTORS,
     QK_MAPS,
+    LONG_VIEWS,
+    EVICTIONS,
     FIGURE_FILES,
 )
 

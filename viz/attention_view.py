@@ -39,6 +39,7 @@ __all__ = [
     "DENSE_LIMIT",
     "MAGIC",
     "SPARSE_TOP_K",
+    "encode_top_keys",
     "ViewMode",
     "ViewPayload",
     "decode_payload",
@@ -212,12 +213,32 @@ def encode_head_view(
     else:
         k = min(SPARSE_TOP_K, result.seq_len)
         values, indices = torch.topk(weights, k, dim=-1)  # (H, T, k) each, largest first
-        header["encoding"] = "sparse"
-        header["top_k"] = k
-        blobs = {
-            "top_values": (_fixed16(values), "u16"),
-            "top_indices": (indices.to(torch.int32).numpy(), "u16"),
-        }
+        return encode_top_keys(
+            result, layer, values, indices, selected_head=selected_head, lang=lang
+        )
+    return _pack(header, blobs)
+
+
+def encode_top_keys(
+    result: Analysis,
+    layer: int,
+    values: Tensor,  # (H, T, k): each row's k largest weights, largest first
+    indices: Tensor,  # (H, T, k): their keys
+    *,
+    selected_head: int | None = None,
+    lang: Lang = DEFAULT_LANG,
+) -> ViewPayload:
+    """The head view of ``layer`` from each row's strongest keys only (the sparse encoding),
+    e.g. gathered block by block for a text too long to hold the layer
+    (:func:`core.methods.long_view.layer_top_keys`)."""
+    header = _base_header(result, "head", lang)
+    header.update({"layer": layer, "selected_head": selected_head})
+    header["encoding"] = "sparse"
+    header["top_k"] = values.shape[-1]
+    blobs = {
+        "top_values": (_fixed16(values), "u16"),
+        "top_indices": (indices.to(torch.int32).numpy(), "u16"),
+    }
     return _pack(header, blobs)
 
 

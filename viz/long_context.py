@@ -11,7 +11,7 @@ from torch import Tensor
 from core.engine.long_range import LongRange
 from core.methods.kv_eviction import Eviction
 from core.policy.i18n import t
-from viz.heatmaps import COLOR_SCALES
+from viz.heatmaps import heatmap
 
 __all__ = [
     "distance_figure",
@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 SPLIT_COLORS = {"sink": "#c44e52", "local": "#4c72b0", "far": "#55a868"}
+SPLIT_KEYS = {"sink": "long.sink", "local": "long.local", "far": "long.far"}
+POLICY_KEYS = {"streaming": "long.policy_streaming", "heavy": "long.policy_heavy"}
 
 
 def _parts(long_range: LongRange, head: int | None) -> dict[str, Tensor]:
@@ -39,12 +41,7 @@ def split_figure(long_range: LongRange, head: int | None = None, *, lang: str = 
     layers = list(range(len(parts["sink"])))
     fig = go.Figure()
     for name, values in parts.items():
-        label = t(
-            f"long.{name}",
-            lang,
-            sink=long_range.sink_tokens,
-            window=long_range.window,
-        )
+        label = t(SPLIT_KEYS[name], lang, sink=long_range.sink_tokens, window=long_range.window)
         fig.add_bar(
             x=layers,
             y=values.tolist(),
@@ -124,7 +121,7 @@ def eviction_figure(eviction: Eviction, budget: int, *, lang: str = "en") -> go.
     layers = list(range(streaming.shape[0]))
     fig = go.Figure()
     for name, values in (("streaming", streaming), ("heavy", heavy)):
-        label = t(f"long.policy_{name}", lang, sink=eviction.sink)
+        label = t(POLICY_KEYS[name], lang, sink=eviction.sink)
         fig.add_scatter(
             x=layers,
             y=values[:, n].tolist(),
@@ -162,57 +159,35 @@ def eviction_frame(eviction: Eviction, *, lang: str = "en") -> pd.DataFrame:
 
 def overview_figure(pooled: Tensor, seq_len: int, *, title: str, lang: str = "en") -> go.Figure:
     """A long map max-pooled to ``(S, S)`` (``pooled``): cell (r, c) is the largest weight of
-    queries and keys in its span; axes read token positions."""
+    the queries and keys in its span; rows and columns are labelled with their spans."""
     size = pooled.shape[-1]
     step = seq_len / size
-    centers = [round((i + 0.5) * step) for i in range(size)]
     spans = [f"{int(i * step)}–{int((i + 1) * step) - 1}" for i in range(size)]
-    fig = go.Figure(
-        go.Heatmap(
-            z=pooled.tolist(),
-            x=centers,
-            y=centers,
-            customdata=[[(q, k) for k in spans] for q in spans],
-            colorscale=COLOR_SCALES["weight"],
-            zmin=0,
-            hovertemplate=(
-                f"{t('long.queries', lang)} %{{customdata[0]}}<br>{t('long.keys', lang)} "
-                f"%{{customdata[1]}}<br>max %{{z:.3f}}<extra></extra>"
-            ),
-            colorbar={"title": "max"},
-        )
-    )
-    fig.update_layout(
+    return heatmap(
+        pooled.numpy(),
+        kind="query_key",
+        x=spans,
+        y=spans,
         title=title,
-        xaxis_title=t("long.keys", lang),
-        yaxis={"title": t("long.queries", lang), "autorange": "reversed"},
-        height=560,
-        margin={"t": 50},
+        value_name="max",
+        scale="weight",
+        zmin=0.0,
+        lang=lang,
     )
-    return fig
 
 
 def window_figure(
     weights: Tensor, tokens: list[str], rows: range, keys: range, *, title: str, lang: str = "en"
 ) -> go.Figure:
     """Exact weights of a window ``(len(rows), len(keys))``, labelled ``position: token``."""
-    fig = go.Figure(
-        go.Heatmap(
-            z=weights.tolist(),
-            x=[f"{j}: {tokens[j]}" for j in keys],
-            y=[f"{i}: {tokens[i]}" for i in rows],
-            colorscale=COLOR_SCALES["weight"],
-            zmin=0,
-            hovertemplate=(
-                f"{t('long.queries', lang)} %{{y}}<br>{t('long.keys', lang)} %{{x}}<br>"
-                "%{z:.4f}<extra></extra>"
-            ),
-        )
-    )
-    fig.update_layout(
+    return heatmap(
+        weights.numpy(),
+        kind="query_key",
+        x=[f"{j}: {tokens[j]}" for j in keys],
+        y=[f"{i}: {tokens[i]}" for i in rows],
         title=title,
-        yaxis={"autorange": "reversed"},
-        height=max(420, 9 * len(rows) + 120),
-        margin={"t": 50},
+        value_name=t("long.weight", lang),
+        scale="weight",
+        zmin=0.0,
+        lang=lang,
     )
-    return fig

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from core.engine.analysis import Analysis
     from core.engine.models import LoadedModel
 
-__all__ = ["OVERVIEW_SIZE", "LayerWindow", "layer_window"]
+__all__ = ["OVERVIEW_SIZE", "LayerWindow", "layer_top_keys", "layer_window"]
 
 OVERVIEW_SIZE = 128
 
@@ -103,3 +103,43 @@ def layer_window(
         pass
     overview = adaptive_max_pool1d(by_row.transpose(1, 2), size).transpose(1, 2)  # (H, S, S)
     return LayerWindow(layer, overview, window, rows, keys)
+
+
+def layer_top_keys(
+    loaded: LoadedModel, analysis: Analysis, layer: int, k: int = 32
+) -> tuple[Tensor, Tensor]:
+    """Each row's ``k`` strongest keys in ``layer``, ``(values (H, T, k), indices (H, T, k))``,
+    largest first: what the head view draws of a long text, gathered block by block by a pass
+    that stops after ``layer`` (memory ``O(H x T x k)``), or from the layer's weights when held
+    or under eager."""
+    seq_len = analysis.seq_len
+    k = min(k, seq_len)
+    held = analysis.layer_weights[layer]
+    if held is None and not uses_attnscope(loaded.model):
+        held = recompute_layers(loaded, analysis.model_inputs(), [layer])[layer]
+    if held is not None:
+        values, indices = torch.topk(held, k, dim=-1)
+        return values, indices
+    values = torch.zeros(loaded.n_heads, seq_len, k)
+    indices = torch.zeros(loaded.n_heads, seq_len, k, dtype=torch.long)
+    seen = [0]
+
+    def on_block(at: int, start: int, weights: Tensor, logits: Tensor) -> None:
+        if at != layer:
+            return
+        count, reach = weights.shape[1], weights.shape[2]
+        full = weights if reach >= k else pad(weights, (0, k - reach))  # (H, b, >= k)
+        top = torch.topk(full.float(), k, dim=-1)  # ties and zero weights: any key, weight 0
+        values[:, start : start + count] = top.values.cpu()
+        indices[:, start : start + count] = top.indices.cpu()
+        seen[0] += count
+        if seen[0] == seq_len:
+            raise _Done
+
+    modules, _ = attention_modules(loaded.model)
+    try:
+        with torch.inference_mode(), blocks_to(on_block, {m: i for i, m in enumerate(modules)}):
+            loaded.model.base_model(**run_inputs(loaded, analysis.model_inputs()))
+    except _Done:
+        pass
+    return values, indices

@@ -54,6 +54,7 @@ def test_every_figure_page_uses_show_figure():
         "generate": 2,
         "heads": 1,
         "heatmaps": 1,
+        "long_context": 2,
         "predictions": 1,
         "statistics": 2,
     }
