@@ -177,3 +177,18 @@ def test_other_families_keep_eager():
         )
     )
     assert use_attnscope(bert) and bert.config._attn_implementation == NAME
+
+
+@pytest.mark.parametrize("seq_len", [64, 70])  # 8 divides 64 (runs of keys), not 70 (adaptive)
+def test_thumbnail_pooling_of_cut_blocks_equals_adaptive_max_pooling(seq_len):
+    from core.engine.block_stats import BlockAccumulator
+
+    torch.manual_seed(seq_len)
+    attn = torch.softmax(torch.randn(3, seq_len, seq_len), dim=-1).tril()  # (H, T, T)
+    gather = BlockAccumulator(1, 3, seq_len, causal=True, thumbnail=8)
+    for start in range(0, seq_len, 9):  # causal blocks: keys up to the block's last query
+        stop = min(seq_len, start + 9)
+        rows = attn[:, start:stop, :stop]
+        gather(0, start, rows, rows.clamp_min(1e-30).log())
+    want = stats.pooled_attention(attn, 8)  # (H, 8, 8): adaptive_max_pool2d of the whole map
+    torch.testing.assert_close(gather.statistics()["pooled_maps"][0], want, atol=0, rtol=0)
