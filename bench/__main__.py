@@ -1,9 +1,20 @@
 """``python -m bench [COMMAND] [options]``: every benchmark (default) or one of timings, views,
-rank, app, load, corpus, corpus_views, report, attribution."""
+rank, app, load, corpus, corpus_views, report, attribution, long_context."""
 
 import sys
 
-from bench import app, attribution, corpus, corpus_views, load, rank_heads, report, timings, views
+from bench import (
+    app,
+    attribution,
+    corpus,
+    corpus_views,
+    load,
+    long_context,
+    rank_heads,
+    report,
+    timings,
+    views,
+)
 
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("all", [])
@@ -25,3 +36,5 @@ if __name__ == "__main__":
         report.main(rest if command == "report" else [])
     if command in ("attribution", "all"):
         attribution.main(rest if command == "attribution" else [])
+    if command in ("long_context", "all"):
+        long_context.main(rest if command == "long_context" else [])
