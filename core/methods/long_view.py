@@ -10,6 +10,7 @@ weights themselves, labelled with their tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,29 @@ def _from_weights(attn: Tensor, layer: int, rows: range, keys: range, size: int)
     return LayerWindow(layer, overview, window, rows, keys)
 
 
+def _blocks_of_layer(
+    loaded: LoadedModel, analysis: Analysis, layer: int, take: Callable[[int, Tensor], None]
+) -> None:
+    """One pass of ``analysis``' inputs in blocks of queries, ``take(start, weights (H, b, K))``
+    called on each block of ``layer`` only; the pass ends once that layer is complete."""
+    seen = [0]
+
+    def on_block(at: int, start: int, weights: Tensor, logits: Tensor) -> None:
+        if at != layer:
+            return
+        take(start, weights)
+        seen[0] += weights.shape[1]
+        if seen[0] == analysis.seq_len:
+            raise _Done
+
+    modules, _ = attention_modules(loaded.model)
+    try:
+        with torch.inference_mode(), blocks_to(on_block, {m: i for i, m in enumerate(modules)}):
+            loaded.model.base_model(**run_inputs(loaded, analysis.model_inputs()))
+    except _Done:
+        pass
+
+
 def layer_window(
     loaded: LoadedModel,
     analysis: Analysis,
@@ -78,11 +102,8 @@ def layer_window(
     n_heads = loaded.n_heads
     by_row = torch.zeros(n_heads, seq_len, size)  # (H, T, S): each row max-pooled over keys
     window = torch.zeros(n_heads, len(rows), len(keys))
-    seen = [0]
 
-    def on_block(at: int, start: int, weights: Tensor, logits: Tensor) -> None:
-        if at != layer:
-            return
+    def take(start: int, weights: Tensor) -> None:
         heads, count, reach = weights.shape
         full = pad(weights.float(), (0, seq_len - reach))  # (H, b, T): keys past reach weigh 0
         pooled = adaptive_max_pool1d(full.reshape(heads * count, 1, seq_len), size)
@@ -91,16 +112,8 @@ def layer_window(
         if low < high:
             part = full[:, low - start : high - start, keys.start : keys.stop]
             window[:, low - rows.start : high - rows.start] = part.cpu()
-        seen[0] += count
-        if seen[0] == seq_len:
-            raise _Done
 
-    modules, _ = attention_modules(loaded.model)
-    try:
-        with torch.inference_mode(), blocks_to(on_block, {m: i for i, m in enumerate(modules)}):
-            loaded.model.base_model(**run_inputs(loaded, analysis.model_inputs()))
-    except _Done:
-        pass
+    _blocks_of_layer(loaded, analysis, layer, take)
     overview = adaptive_max_pool1d(by_row.transpose(1, 2), size).transpose(1, 2)  # (H, S, S)
     return LayerWindow(layer, overview, window, rows, keys)
 
@@ -122,24 +135,13 @@ def layer_top_keys(
         return values, indices
     values = torch.zeros(loaded.n_heads, seq_len, k)
     indices = torch.zeros(loaded.n_heads, seq_len, k, dtype=torch.long)
-    seen = [0]
 
-    def on_block(at: int, start: int, weights: Tensor, logits: Tensor) -> None:
-        if at != layer:
-            return
+    def take(start: int, weights: Tensor) -> None:
         count, reach = weights.shape[1], weights.shape[2]
         full = weights if reach >= k else pad(weights, (0, k - reach))  # (H, b, >= k)
         top = torch.topk(full.float(), k, dim=-1)  # ties and zero weights: any key, weight 0
         values[:, start : start + count] = top.values.cpu()
         indices[:, start : start + count] = top.indices.cpu()
-        seen[0] += count
-        if seen[0] == seq_len:
-            raise _Done
 
-    modules, _ = attention_modules(loaded.model)
-    try:
-        with torch.inference_mode(), blocks_to(on_block, {m: i for i, m in enumerate(modules)}):
-            loaded.model.base_model(**run_inputs(loaded, analysis.model_inputs()))
-    except _Done:
-        pass
+    _blocks_of_layer(loaded, analysis, layer, take)
     return values, indices
