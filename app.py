@@ -69,7 +69,8 @@ def main() -> None:
             tr("nav.section_corpus"): [
                 page("pages/corpus.py", "nav.corpus", ":material/library_books:", "corpus"),
             ],
-        }
+        },
+        expanded=True,  # every page's link shows: the last ones were folded under "View more"
     )
     sidebar()
     resume()  # what the sidebar asked for, or a run a click interrupted: never dropped
