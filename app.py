@@ -44,7 +44,12 @@ def main() -> None:
                 ),
                 page("pages/views.py", "nav.views", ":material/hub:", "views"),
                 page("pages/statistics.py", "nav.statistics", ":material/bar_chart:", "statistics"),
-                page("pages/long_context.py", "nav.long_context", ":material/straighten:", "long"),
+                page(
+                    "pages/long_context.py",
+                    "nav.long_context",
+                    ":material/straighten:",
+                    "long_context",
+                ),
             ],
             tr("nav.section_analysis"): [
                 page("pages/heads.py", "nav.heads", ":material/category:", "heads"),
