@@ -4,6 +4,7 @@ single-text pages at that layer and head) and of the corpus tables' downloads (C
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -126,10 +127,13 @@ def show_hits(
         return
     st.dataframe(fire_table(hits, lang=language), hide_index=True, key=f"{key}table")
     left, right = st.columns([3, 1])
+    # One picker per run folder: the choices are ranks 1..n whatever the run, so a picker kept
+    # across runs could go on showing the previous run's label for rank 1.
+    run_tag = hashlib.sha1(str(run.folder).encode("utf-8")).hexdigest()[:10]
     rank = left.selectbox(
         tr("corpus.view_hit"),
         range(1, len(hits) + 1),
-        key=f"{key}{HIT_WIDGET}",
+        key=f"{key}{HIT_WIDGET}_{run_tag}",
         format_func=lambda r: hit_label(r, hits[r - 1], language),
     )
     right.button(

@@ -204,7 +204,9 @@ def test_injection_strings_stay_text_and_nothing_leaves_the_machine(app, runs):
     top = where_it_fires(made["inject"], layer, head, limit=1)[0]
     assert top.text in INJECTIONS
     # the chosen hit names its text as written: markup shown as text, not run
-    expect(panel.get_by_role("combobox", name="Hit")).to_have_value(hit_label(1, top))
+    expect(panel.get_by_role("combobox", name="Hit")).to_have_value(
+        hit_label(1, top), timeout=60_000
+    )
     panel = tab(page, "Distributions")
     panel.get_by_text("Split by a corpus label").wait_for()
     panel.locator("[data-testid=stPlotlyChart]").nth(3).wait_for()  # the split's grid
