@@ -38,6 +38,8 @@ class Settings:
     rate_window_s: float  # ... per this many seconds
     max_corpus_texts: int | None = None  # corpus mode: texts per run (None: any number)
     allow_ray: bool = True  # corpus mode's Ray engine (its services listen on every interface)
+    # The lab (core.lab): the most of each LabShape field and of training steps; () no limit.
+    lab_limits: tuple[tuple[str, int], ...] = ()
 
 
 # Generous defaults for a laptop or a GPU box: the same limits exist, they rarely bite.
@@ -67,6 +69,14 @@ DEMO = Settings(
     rate_window_s=60.0,
     max_corpus_texts=200,
     allow_ray=False,
+    lab_limits=(
+        ("n_layers", 4),
+        ("n_heads", 8),
+        ("d_model", 128),
+        ("context", 256),
+        ("vocab_size", 4000),
+        ("steps", 3000),
+    ),
 )
 _TRUE = {"1", "true", "yes", "on"}
 _INT_VARIABLES = {
