@@ -119,7 +119,9 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-def choose_option(page, combobox: str, option: str, *, attempts: int = 5) -> None:
+def choose_option(
+    page, combobox: str, option: str, *, exact: bool | None = None, attempts: int = 5
+) -> None:
     """Open the ``combobox`` dropdown and click ``option``, opening it again if a rerun closed it
     before the option showed (a rerun redraws the select box; on a busy machine one can land
     between the two clicks). Raises Playwright's TimeoutError after ``attempts`` tries."""
@@ -127,7 +129,7 @@ def choose_option(page, combobox: str, option: str, *, attempts: int = 5) -> Non
 
     for attempt in range(attempts):
         page.get_by_role("combobox", name=combobox).click()
-        choice = page.get_by_role("option", name=option)
+        choice = page.get_by_role("option", name=option, exact=exact)
         try:
             choice.wait_for(timeout=10_000)
             choice.click(timeout=10_000)

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.appserver import ROOT, launch_chromium, start_app
+from bench.appserver import ROOT, choose_option, launch_chromium, start_app
 
 PLAN = {"minilm": (16, 64, 128, 256, 512), "smollm2": (128, 512, 1024, 2048)}
 TITLES = {"minilm": "all-MiniLM-L6-v2 (encoder)", "smollm2": "SmolLM2-135M-Instruct (decoder)"}
@@ -221,8 +221,7 @@ class App:
     def analyze(self, name: str, n_tokens: int) -> None:
         page = self.page
         page.get_by_role("link", name="Statistics").click()
-        page.get_by_role("combobox", name="Model").click()
-        page.get_by_role("option", name=TITLES[name]).click()
+        choose_option(page, "Model", TITLES[name])
         page.get_by_text(CAPTIONS[name], exact=False).first.wait_for(timeout=60_000)
         page.wait_for_timeout(500)  # let the rerun that the choice started settle
         limit = page.get_by_label("Max tokens", exact=True)

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from bench.appserver import choose_option
 from core.engine.models import BUILTIN_MODELS, _package_dir
 from tests.bad_inputs import CASES, GOOD_TEXT, make_folders, resolved
 
@@ -26,8 +27,7 @@ def settle(page) -> None:
 
 
 def choose_model(page, option: str) -> None:
-    page.get_by_role("combobox", name="Model").click()
-    page.get_by_role("option", name=option).click()
+    choose_option(page, "Model", option)
     settle(page)
 
 

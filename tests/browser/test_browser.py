@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from bench.appserver import choose_option
 from core import analyze
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,8 +192,7 @@ def test_japanese_interface(browser, server_url, minilm):
     try:
         tab.goto(f"{server_url}/?lang=ja")
         tab.get_by_role("button", name="解析する").wait_for(timeout=60_000)
-        tab.get_by_role("combobox", name="例文").click()
-        tab.get_by_role("option", name="日本語: 吾輩は猫である（夏目漱石）").click()
+        choose_option(tab, "例文", "日本語: 吾輩は猫である（夏目漱石）")
         text = "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。"
         expect(tab.get_by_label("テキスト")).to_have_value(text)  # the example arrived
         tab.get_by_role("button", name="解析する").click()
@@ -214,8 +214,7 @@ def test_japanese_interface(browser, server_url, minilm):
 
 
 def test_every_page_draws_with_a_decoder(page):
-    page.get_by_role("combobox", name="Model").click()
-    page.get_by_role("option", name="SmolLM2-135M-Instruct (decoder)").click()
+    choose_option(page, "Model", "SmolLM2-135M-Instruct (decoder)")
     analyze_text(page, "The capital of France is Paris, and the capital of Italy is")
     for name in HEADINGS:
         open_page(page, name)
@@ -233,8 +232,7 @@ def test_every_page_draws_with_a_decoder(page):
 def test_generation_streams_and_stop_keeps_what_was_made(page):
     """Tokens appear one by one; Stop ends the stream, and the steps made so far become the
     generation that is shown and replayed (gathered by the run that the Stop started)."""
-    page.get_by_role("combobox", name="Model").click()
-    page.get_by_role("option", name="SmolLM2-135M-Instruct (decoder)").click()
+    choose_option(page, "Model", "SmolLM2-135M-Instruct (decoder)")
     open_page(page, "Generate")
     page.get_by_label("Prompt").fill("Once upon a time, in a small village,")
     max_new = page.get_by_label("Max new tokens")

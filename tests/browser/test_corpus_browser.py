@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bench.appserver import choose_option
 from core.corpus import list_runs, open_run
 from tests.browser.conftest import start_server
 
@@ -28,8 +29,7 @@ def test_corpus_page_runs_stops_and_resumes(browser, tmp_path):
         page.goto(server.url)
         page.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
         # SmolLM2: slow enough on two cores for a Stop to land mid-run.
-        page.get_by_role("combobox", name="Model").click()
-        page.get_by_role("option", name="SmolLM2-135M-Instruct (decoder)").click()
+        choose_option(page, "Model", "SmolLM2-135M-Instruct (decoder)")
         settle(page)
         page.get_by_role("link", name="Corpus").click()
         page.get_by_role("heading", name="Corpus mode").wait_for()

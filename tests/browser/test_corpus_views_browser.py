@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from bench.appserver import choose_option
 from core import analyze
 from core.corpus import BatchOptions, Corpus, run_corpus, sample_corpus
 from core.corpus.views import where_it_fires
@@ -92,8 +93,7 @@ def open_run(page, folder: str, n_texts: int) -> None:
     page.get_by_role("link", name="Corpus").click()
     page.get_by_role("tab", name="Run", exact=True).click()
     page.get_by_role("tab", name="Open a run").click()
-    page.get_by_role("combobox", name="Runs on this server").click()
-    page.get_by_role("option", name=folder).click()
+    choose_option(page, "Runs on this server", folder)
     page.locator("button[kind=secondary]").filter(has_text=re.compile("^Open$")).click()
     page.get_by_text(f"Complete · {n_texts} of {n_texts} texts", exact=False).wait_for()
     settle(page)
@@ -221,8 +221,7 @@ def test_injection_strings_stay_text_and_nothing_leaves_the_machine(app, runs):
 
 def test_the_views_speak_japanese(app):
     page = app
-    page.get_by_role("combobox", name="Language / 言語").click()
-    page.get_by_role("option", name="日本語").click()
+    choose_option(page, "Language / 言語", "日本語")
     settle(page)
     page.get_by_role("tab", name="ヘッドの地図").wait_for()
     page.get_by_role("tab", name="発火する箇所").wait_for()

@@ -4,6 +4,7 @@ read, and a 512-token heatmap gives every row pixels of its own."""
 
 from __future__ import annotations
 
+from bench.appserver import choose_option
 from tests.browser.test_browser import analyze_text, open_page
 
 SETTLED = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
@@ -18,8 +19,7 @@ BOXES = """plot => {
 
 
 def choose_smollm2(page) -> None:
-    page.get_by_role("combobox", name="Model").click()
-    page.get_by_role("option", name="SmolLM2-135M-Instruct (decoder)").click()
+    choose_option(page, "Model", "SmolLM2-135M-Instruct (decoder)")
 
 
 def overlaps(a, b) -> bool:
@@ -77,8 +77,7 @@ def test_the_model_choice_is_not_cut_off_in_either_language(browser, server_url)
     try:
         for lang, label in (("ja", "モデル"), ("en", "Model")):
             tab.goto(f"{server_url}/?lang={lang}")
-            tab.get_by_role("combobox", name=label).click()
-            tab.get_by_role("option", name="SmolLM2", exact=False).click()
+            choose_option(tab, label, "SmolLM2", exact=False)
             shown = tab.get_by_role("combobox", name=label)
             tab.wait_for_function(
                 "el => el.value.startsWith('SmolLM2')", arg=shown.element_handle(), timeout=60_000

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from bench.appserver import choose_option
 from core import analyze
 from tests.browser.test_browser import analyze_text, open_page
 
@@ -56,8 +57,7 @@ def words(n_chars: int, seed: int) -> str:
 
 
 def choose_smollm2(page) -> None:
-    page.get_by_role("combobox", name="Model").click()
-    page.get_by_role("option", name="SmolLM2-135M-Instruct (decoder)").click()
+    choose_option(page, "Model", "SmolLM2-135M-Instruct (decoder)")
     settle(page)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.appserver import choose_option
 from core import analyze
 from core.engine.run import with_layers
 from core.methods.kv_eviction import simulate_eviction
@@ -38,8 +39,7 @@ def test_long_context_panel_and_overview_hold_core_numbers(page, smollm2):
     tokens = page.get_by_label("Max tokens", exact=True).and_(page.get_by_role("spinbutton"))
     tokens.fill(str(TOKENS))
     tokens.press("Enter")
-    page.get_by_role("combobox", name="Model").click()
-    page.get_by_role("option", name="SmolLM2-135M-Instruct (decoder)").click()
+    choose_option(page, "Model", "SmolLM2-135M-Instruct (decoder)")
     analyze_text(page, TEXT)
     expected = analyze(smollm2, TEXT, max_tokens=TOKENS)
     assert expected.seq_len == TOKENS and all(w is None for w in expected.layer_weights[:1])
@@ -93,7 +93,6 @@ def test_long_context_panel_and_overview_hold_core_numbers(page, smollm2):
     page.get_by_role("heading", name="Long context", exact=True).wait_for()
     settle(page)
     page.screenshot(path=SCREENSHOTS / "long_context.png", full_page=True)
-    page.get_by_role("combobox", name="Language / 言語").click()
-    page.get_by_role("option", name="日本語").click()
+    choose_option(page, "Language / 言語", "日本語")
     page.get_by_role("heading", name="長文コンテキスト", exact=True).wait_for(timeout=120_000)
     assert not page.watch.errors and not page.watch.dialogs and not page.watch.external

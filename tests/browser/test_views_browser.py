@@ -9,6 +9,7 @@ import math
 
 import pytest
 
+from bench.appserver import choose_option
 from core import analyze
 from core.methods.neuron import neuron_layer
 from tests.browser.test_browser import PAINTED, analyze_text, drawn_view, open_view
@@ -36,8 +37,7 @@ def blues(v: float) -> tuple[int, int, int]:
 
 
 def select_model(page, title: str) -> None:
-    page.get_by_role("combobox", name="Model").click()
-    page.get_by_role("option", name=title).click()
+    choose_option(page, "Model", title)
 
 
 def thumbnail_geometry(canvas, n_heads: int) -> tuple[int, int, int]:
@@ -173,8 +173,7 @@ def test_neuron_view_draws_q_k_and_the_models_softmax(page, minilm):
     root = drawn_view(page)
     expected = analyze(minilm, TEXT)
     query = expected.tokens.index("it")
-    page.get_by_role("combobox", name="Query token").click()
-    page.get_by_role("option", name=f"{query}: it", exact=True).click()
+    choose_option(page, "Query token", f"{query}: it", exact=True)
     page.locator(".atv-root[data-state=drawn] .atv-neuron-title", has_text=f"{query}: it").wait_for(
         timeout=60_000
     )
