@@ -1,5 +1,6 @@
-"""Command line: ``python -m core analyze "TEXT" --model minilm [--pair B] [--top-k K] [--json]``
-and ``python -m core corpus run|list|show`` (:mod:`core.corpus.cli`).
+"""Command line: ``python -m core analyze "TEXT" --model minilm [--pair B] [--top-k K] [--json]``,
+``python -m core corpus run|list|show`` (:mod:`core.corpus.cli`) and ``python -m core serve``
+(the HTTP API, :mod:`core.serve.cli`).
 
 For scripts, notebooks and headless checks. Tables go to stdout, progress to stderr; any failure
 prints one line and exits with status 2, never a traceback.
@@ -19,6 +20,7 @@ from core.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, load_model
 from core.engine.run import analyze
 from core.engine.tokenize import check_text
 from core.policy.errors import AttnScopeError
+from core.serve import cli as serve_cli
 
 __all__ = ["format_report", "main"]
 
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     commands.add_parser("models", help="list the built-in models")
     corpus_cli.add_parser(commands)  # python -m core corpus run|list|show
+    serve_cli.add_parser(commands)  # python -m core serve [--host] [--port] [--model]
     return parser
 
 
@@ -125,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     transformers_logging.set_verbosity_error()
     if args.command == "corpus":
         return corpus_cli.main(args)
+    if args.command == "serve":
+        return serve_cli.main(args)
     if args.command == "models":
         for name, spec in BUILTIN_MODELS.items():
             print(f"{name:10} {spec.title:24} {spec.kind:8} {spec.description}")

@@ -177,6 +177,9 @@ def _generate(
         probs = next_token_distribution(logits, config)  # (vocab,)
         token_id = choose_token(logits, probs, config, generator)
         rank = int((logits > logits[token_id]).sum()) + 1
+        # H(p) = -sum_v p_v ln p_v of the distribution drawn from and of the raw softmax
+        dist_entropy = float(torch.special.entr(probs).sum())
+        raw_dist_entropy = float(torch.special.entr(raw_probs).sum())
         shown = torch.topk(logits, min(config.top_k_shown, logits.shape[-1])).indices.tolist()
         candidates = []
         for cand in shown:
@@ -215,6 +218,8 @@ def _generate(
             prob=float(probs[token_id]),
             raw_prob=float(raw_probs[token_id]),
             rank=rank,
+            dist_entropy=dist_entropy,
+            raw_dist_entropy=raw_dist_entropy,
             candidates=tuple(candidates),
             attention=attention,
             entropy=stats.row_entropy(attention),  # (L, H)

@@ -99,6 +99,8 @@ class GenerationStep:
     prob: float  # of the chosen token, in the distribution sampled from
     raw_prob: float  # of the chosen token, in the raw softmax
     rank: int  # 1 = the most likely token by raw logits
+    dist_entropy: float  # nats: entropy of the distribution drawn from (after T, top-k, top-p)
+    raw_dist_entropy: float  # nats: entropy of the raw softmax over the vocabulary
     candidates: tuple[Candidate, ...]  # the most likely tokens, most likely first
     attention: Tensor  # (n_layers, n_heads, ctx_len)
     entropy: Tensor  # (n_layers, n_heads): entropy of each head's row, nats
@@ -125,6 +127,8 @@ class GenerationStep:
             "prob": self.prob,
             "raw_prob": self.raw_prob,
             "rank": self.rank,
+            "dist_entropy": self.dist_entropy,
+            "raw_dist_entropy": self.raw_dist_entropy,
             "finish_reason": self.finish_reason,
             "candidates": [c.to_dict() for c in self.candidates],
             "entropy": self.entropy.tolist(),
