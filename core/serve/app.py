@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from core.engine.model_kinds import require_kind
-from core.engine.models import DEFAULT_MODEL
+from core.engine.models import DEFAULT_MODEL, LoadedModel
 from core.engine.run import analyze
 from core.engine.tokenize import check_text
 from core.methods.generate import generate_steps
@@ -94,7 +94,9 @@ def generation_json(generation: Generation) -> GenerateResponse:
     )
 
 
-def analysis_json(loaded, text: str, pair: str | None, top_k: int, max_tokens: int) -> str:
+def analysis_json(
+    loaded: LoadedModel, text: str, pair: str | None, top_k: int, max_tokens: int
+) -> str:
     """``POST /analyze``'s body: what ``python -m core analyze TEXT --json`` prints (the same
     calls: check the text, refuse a non-text model, analyse, ``Analysis.to_dict``), as JSON."""
     check_text(text)
