@@ -209,11 +209,18 @@ def _follow_view_selection() -> None:
         st.session_state[HEAD_KEY] = int(selected["head"])
 
 
-def attention_view(payload: bytes) -> None:
-    """Mount AttnScope's head/model view with ``payload`` (see ``viz.attention_view``)."""
+def _ignore_view_selection() -> None:
+    """A view of another analysis (bring your own model): its clicks choose nothing here."""
+
+
+def attention_view(payload: bytes, *, key: str = VIEW_COMPONENT_KEY) -> None:
+    """Mount AttnScope's head/model view with ``payload`` (see ``viz.attention_view``); only the
+    view under the app's own ``key`` makes a clicked head the app's layer and head."""
     _ATTENTION_VIEW(
         data=payload,
-        key=VIEW_COMPONENT_KEY,
-        on_selected_change=_follow_view_selection,
+        key=key,
+        on_selected_change=(
+            _follow_view_selection if key == VIEW_COMPONENT_KEY else _ignore_view_selection
+        ),
         default={"selected": None},
     )

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Analysis", "AttendedToken", "Derivation", "LayerNotHeldError", "Ranking"]
 
-# How a derived analysis was made from a runnable one.
-Derivation = Literal["words", "rollout", "norm", "norm_residual", "comparison"]
+# How a derived analysis was made from a runnable one ("byo": captured from a user's own model).
+Derivation = Literal["words", "rollout", "norm", "norm_residual", "comparison", "byo"]
 
 
 class LayerNotHeldError(AttnScopeError, KeyError):
