@@ -15,6 +15,7 @@ from torch import nn
 from core.engine.capture import capture_attention, captured_pass, sdpa_weights
 from core.policy.errors import InputError
 from tests.unit.byo_models import GPT, MHAModel, build
+from tests.unit.tiny_models import tiny_bert, tiny_gpt2, tiny_llama
 
 SDPA = F.scaled_dot_product_attention
 MHA_FORWARD = nn.MultiheadAttention.forward
@@ -201,4 +202,21 @@ def test_other_threads_are_not_recorded():
         done.wait()
     thread.join()
     assert capture.calls == []
+    assert_restored()
+
+
+@pytest.mark.parametrize("make", [tiny_llama, tiny_gpt2, tiny_bert], ids=["llama", "gpt2", "bert"])
+def test_transformers_sdpa_attention_equals_its_eager_attentions(make):
+    """An independent check: transformers' "sdpa" attention (Llama with 2 KV heads for 4 query
+    heads, causal; BERT, not) captured equals the same model's eager ``output_attentions``."""
+    model = make().model
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11]])  # (1, T=7)
+    with torch.inference_mode():
+        eager = model(input_ids=ids, output_attentions=True).attentions
+    model.set_attn_implementation("sdpa")
+    _, capture = captured_pass(model, input_ids=ids)
+    assert len(capture.calls) == len(eager) == 2
+    for call, expected in zip(capture.calls, eager, strict=True):
+        assert call.weights.shape == expected.shape
+        assert torch.allclose(call.weights, expected, atol=1e-6, rtol=0)
     assert_restored()
