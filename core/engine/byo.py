@@ -23,6 +23,7 @@ own code (never in demo mode) and the user turned the remote-code switch on
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 import types
 from collections.abc import Callable, Sequence
@@ -92,6 +93,13 @@ _STAGES = {
 def _failed(stage: str, error: BaseException) -> InputError:
     """The user's code raised: what and where, never a traceback."""
     return InputError(_STAGES[stage], error=f"{type(error).__name__}: {error}"[:500])
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives: the ids go there too."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _characters(text: str) -> list[int]:
@@ -205,7 +213,7 @@ def user_analysis(
     started = time.perf_counter()
     try:
         with torch.inference_mode(), capture_attention(max_bytes=max_bytes) as capture:
-            user.run(user.model, torch.tensor([ids]))  # ids (1, T)
+            user.run(user.model, torch.tensor([ids], device=_device_of(user.model)))  # (1, T)
     except AttnScopeError:
         raise
     except (Exception, SystemExit) as error:
