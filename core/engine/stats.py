@@ -253,25 +253,31 @@ def top_k_positions(received: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 def pooled_attention(attn: Tensor, size: int) -> Tensor:
-    """A ``size x size`` thumbnail of each ``(query_pos, key_pos)`` map by max-pooling blocks.
+    """A thumbnail of each ``(query_pos, key_pos)`` map by max-pooling blocks, at most ``size``
+    on each side.
 
     Max (not mean) keeps sparse patterns visible: a previous-token head stays a sharp diagonal
     and an attention sink a bright column however long the input. Maps of at most ``size``
-    positions are returned unchanged. Shapes: ``(..., T, T) -> (..., min(T, size), min(T,
-    size))``.
+    positions are returned unchanged. Each axis is pooled on its own, so a rectangular map
+    (cross-attention: target queries, source keys) stays rectangular. Shapes: ``(..., Q, K) ->
+    (..., min(Q, size), min(K, size))``.
 
     >>> a = torch.eye(4)
     >>> pooled_attention(a, 2)
     tensor([[1., 0.],
             [0., 1.]])
+    >>> pooled_attention(torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.25, 0.0, 0.75]]), 2)
+    tensor([[0.5000, 0.0000],
+            [0.2500, 0.7500]])
     """
-    seq_len = attn.shape[-1]
-    if seq_len <= size:
+    n_queries, n_keys = attn.shape[-2:]
+    if n_queries <= size and n_keys <= size:
         return attn.clone()
     lead = attn.shape[:-2]
-    flat = attn.reshape(-1, 1, seq_len, seq_len)  # (N, 1, T, T)
-    pooled = torch.nn.functional.adaptive_max_pool2d(flat, size)  # (N, 1, S, S)
-    return pooled.reshape(*lead, size, size)
+    out = (min(n_queries, size), min(n_keys, size))
+    flat = attn.reshape(-1, 1, n_queries, n_keys)  # (N, 1, Q, K)
+    pooled = torch.nn.functional.adaptive_max_pool2d(flat, out)  # (N, 1, S_q, S_k)
+    return pooled.reshape(*lead, *out)
 
 
 def max_entropy(seq_len: int) -> float:
