@@ -15,6 +15,11 @@ Layout: ``b"ATV1"``, a little-endian ``uint32`` header length, a UTF-8 JSON head
 shapes, statistics for tooltips, where each blob starts), zero padding to a multiple of 4, then
 the blobs, each starting at a multiple of 4. Tokens reach the page as JSON strings and are set
 with ``textContent``, never parsed as markup.
+
+Self-attention is square: ``tokens`` are both the queries and the keys. Cross-attention
+(:class:`core.engine.seq2seq.CrossAttention`) is rectangular, ``T_q x T_k``: ``tokens`` are the
+queries (the target) and the header adds ``key_tokens`` (the source) and ``key_len``, only then,
+so a square payload is what it always was and one without ``key_tokens`` reads as square.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ import torch
 from torch import Tensor
 
 from core.engine.analysis import Analysis
+from core.engine.seq2seq import CrossAttention
+from core.engine.stats import pooled_attention
+from core.engine.streaming import THUMBNAIL_SIZE
 from core.methods.neuron import NeuronView
 from core.policy.i18n import DEFAULT_LANG, Lang, catalogue
 
@@ -43,6 +51,8 @@ __all__ = [
     "ViewMode",
     "ViewPayload",
     "decode_payload",
+    "encode_cross_head_view",
+    "encode_cross_model_view",
     "encode_head_view",
     "encode_model_view",
     "encode_neuron_view",
@@ -176,6 +186,10 @@ def decode_payload(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return header, blobs
 
 
+def _rounded(table: Tensor) -> list[list[float]]:
+    return [[round(v, 4) for v in row] for row in table.tolist()]
+
+
 def _base_header(result: Analysis, mode: ViewMode, lang: Lang) -> dict[str, Any]:
     words = catalogue(lang)
     return {
@@ -188,10 +202,28 @@ def _base_header(result: Analysis, mode: ViewMode, lang: Lang) -> dict[str, Any]
         "causal": result.causal,
         "sentence_b_start": result.sentence_b_start,
         "scale": SCALE,
-        "head_entropy": [[round(v, 4) for v in row] for row in result.head_entropy.tolist()],
-        "normalized_head_entropy": [
-            [round(v, 4) for v in row] for row in result.normalized_head_entropy.tolist()
-        ],
+        "head_entropy": _rounded(result.head_entropy),
+        "normalized_head_entropy": _rounded(result.normalized_head_entropy),
+    }
+
+
+def _cross_header(cross: CrossAttention, mode: ViewMode, lang: Lang) -> dict[str, Any]:
+    """The header of a rectangular view: queries in ``tokens``, keys in ``key_tokens``."""
+    words = catalogue(lang)
+    return {
+        "mode": mode,
+        "strings": {key.removeprefix("view."): words[key] for key in _STRINGS},
+        "tokens": list(cross.query_tokens),
+        "seq_len": len(cross.query_tokens),
+        "n_layers": cross.n_layers,
+        "n_heads": cross.n_heads,
+        "causal": False,
+        "sentence_b_start": None,
+        "scale": SCALE,
+        "head_entropy": _rounded(cross.head_entropy),
+        "normalized_head_entropy": _rounded(cross.normalized_head_entropy),
+        "key_tokens": list(cross.key_tokens),
+        "key_len": len(cross.key_tokens),
     }
 
 
@@ -288,4 +320,48 @@ def encode_neuron_view(
             ("probabilities", view.probabilities),
         )
     }
+    return _pack(header, blobs)
+
+
+def encode_cross_head_view(
+    cross: CrossAttention,
+    layer: int,
+    *,
+    selected_head: int | None = None,
+    dense_limit: int = DENSE_LIMIT,
+    lang: Lang = DEFAULT_LANG,
+) -> ViewPayload:
+    """The head view of one layer of cross-attention: every head, target tokens (queries) on the
+    left, source tokens (keys) on the right; past ``dense_limit`` weights each row's strongest
+    keys only."""
+    weights = cross.layer(layer)  # (H, T_q, T_k)
+    header = _cross_header(cross, "head", lang)
+    header.update({"layer": layer, "selected_head": selected_head})
+    if weights.numel() <= dense_limit:
+        header["encoding"] = "dense"
+        return _pack(header, {"weights": (_fixed16(weights), "u16")})
+    k = min(SPARSE_TOP_K, weights.shape[-1])
+    values, indices = torch.topk(weights, k, dim=-1)  # (H, T_q, k) each, largest first
+    header.update({"encoding": "sparse", "top_k": k})
+    blobs = {
+        "top_values": (_fixed16(values), "u16"),
+        "top_indices": (indices.to(torch.int32).numpy(), "u16"),
+    }
+    return _pack(header, blobs)
+
+
+def encode_cross_model_view(
+    cross: CrossAttention, selected: tuple[int, int] | None = None, *, lang: Lang = DEFAULT_LANG
+) -> ViewPayload:
+    """Rectangular thumbnails of every layer x head of cross-attention (each axis max-pooled to
+    at most 32), and the ``selected`` (layer, head) at full resolution when given."""
+    thumbs = pooled_attention(cross.weights, THUMBNAIL_SIZE)  # (L, H, S_q, S_k)
+    peak = thumbs.amax(dim=(-1, -2), keepdim=True).clamp_min(1e-12)  # (L, H, 1, 1)
+    pixels = (thumbs / peak).sqrt().mul(255).round().to(torch.uint8).numpy()
+    header = _cross_header(cross, "model", lang)
+    header["selected"] = list(selected) if selected else None
+    blobs: dict[str, tuple[np.ndarray, str]] = {"thumbnails": (pixels, "u8")}
+    if selected is not None:
+        layer, head = selected
+        blobs["detail"] = (_fixed16(cross.head(layer, head).unsqueeze(0)), "u16")  # (1, T_q, T_k)
     return _pack(header, blobs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -172,9 +173,12 @@ def analysis_json(result: Analysis, top_k: int = 5) -> bytes:
 # --- head statistics -----------------------------------------------------------------------------
 
 
-def head_stats_frame(stats: HeadStats, *, lang: Lang = DEFAULT_LANG) -> pd.DataFrame:
-    """One row per head: layer, head, pattern (in ``lang``) and every metric."""
-    frame = pd.DataFrame(stats.rows())
+def head_stats_frame(
+    stats: HeadStats, *, lang: Lang = DEFAULT_LANG, omit: Sequence[HeadMetric] = ()
+) -> pd.DataFrame:
+    """One row per head: layer, head, pattern (in ``lang``) and every metric but ``omit`` (those
+    that do not apply, e.g. positions in cross-attention)."""
+    frame = pd.DataFrame(stats.rows()).drop(columns=list(omit))
     frame["pattern"] = [t(PATTERN_KEYS[p], lang) for p in frame["pattern"]]
     names = {"pattern": t("col.pattern", lang)}
     names |= {metric: t(METRIC_KEYS[metric], lang) for metric in HEAD_METRICS}

@@ -9,6 +9,10 @@ definitions of earlier versions and the default) and ``"choice"`` (the queries t
 one key, :func:`core.engine.stats.choice_queries`). In a causal decoder query 0 sees only itself,
 so its row is ``[1]`` whatever the head does; over ``"all"`` it adds about ``1/T`` to the
 first-token share, the self share and the confidence, and pulls entropies and distances down.
+
+Cross-attention (:func:`cross_metric_values`) is rectangular, target queries x source keys: the
+metrics that compare a query's position with a key's are left out there
+(:data:`CROSS_NOT_APPLICABLE`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from core.methods.head_stats import HeadStats
 
 __all__ = [
+    "CROSS_NOT_APPLICABLE",
     "HEAD_METRICS",
     "QUERY_SCOPES",
     "HeadMetric",
@@ -35,6 +40,7 @@ __all__ = [
     "MetricInfo",
     "QueryScope",
     "confidence",
+    "cross_metric_values",
     "first_token_share",
     "key_share",
     "mean_distance",
@@ -261,6 +267,51 @@ def metric_values(
         "self_token": self_share(attn, q),
         "previous_token": previous_share(attn, q),
         "next_token": next_share(attn, q),
+    }
+    return metrics
+
+
+# Query i of cross-attention is target token i, key j source token j: |i - j|, a[i, i] and
+# a[i, i -+ 1] compare positions in two different sequences and mean nothing.
+CROSS_NOT_APPLICABLE: tuple[HeadMetric, ...] = (
+    "mean_distance",
+    "self_token",
+    "previous_token",
+    "next_token",
+)
+
+
+def cross_metric_values(attn: Tensor, masks: KeyMasks) -> dict[HeadMetric, Tensor]:
+    """Every metric of cross-attention ``attn`` ``(L, H, T_q, T_k)`` (queries: the target tokens,
+    keys: the source tokens, ``masks`` over the source), each ``(L, H)``, averaged over every
+    query (each sees all ``T_k`` keys, so ``"all"`` and ``"choice"`` agree). The same functions
+    as self-attention; the normalised entropy divides by ``ln T_k``; the metrics of
+    :data:`CROSS_NOT_APPLICABLE` are NaN.
+
+    >>> a = torch.tensor([[[[0.5, 0.5, 0.0], [0.0, 0.25, 0.75]]]])  # (1, 1, 2, 3)
+    >>> m = cross_metric_values(a, KeyMasks.of(["cat", ",", "</s>"], [False, False, True]))
+    >>> m["confidence"], m["first_token"], m["sep"], m["punctuation"]  # (.5+.75)/2, (.5+0)/2, ...
+    (tensor([[0.6250]]), tensor([[0.2500]]), tensor([[0.3750]]), tensor([[0.3750]]))
+    >>> m["normalized_entropy"], m["self_token"]  # (ln 2 + 0.5623) / 2 / ln 3
+    (tensor([[0.5714]]), tensor([[nan]]))
+    """
+    rows = stats.row_entropy(attn)  # (L, H, T_q)
+    n_keys = attn.shape[-1]
+    other = masks.punctuation | masks.other_special
+    blank = torch.full(attn.shape[:-2], float("nan"), dtype=attn.dtype, device=attn.device)
+    metrics: dict[HeadMetric, Tensor] = {
+        "entropy": rows.mean(dim=-1),
+        "normalized_entropy": rows.mean(dim=-1) / max(stats.max_entropy(n_keys), 1e-12),
+        "confidence": confidence(attn),
+        "mean_distance": blank,
+        "first_token": first_token_share(attn),
+        "cls": key_share(attn, masks.first_special),
+        "sep": key_share(attn, masks.other_special),
+        "punctuation": key_share(attn, masks.punctuation),
+        "punctuation_or_sep": key_share(attn, other),
+        "self_token": blank,
+        "previous_token": blank,
+        "next_token": blank,
     }
     return metrics
 

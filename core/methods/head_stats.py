@@ -21,6 +21,7 @@ from core.methods.head_metrics import (
     MetricInfo,
     QueryScope,
     confidence,
+    cross_metric_values,
     first_token_share,
     key_share,
     mean_distance,
@@ -239,6 +240,34 @@ class HeadStats:
             )
         masks = KeyMasks.of(tokens, special)
         return cls.from_metrics(metric_values(attn, masks, causal, queries), thresholds, queries)
+
+    @classmethod
+    def from_cross_attention(
+        cls,
+        attentions: Tensor,
+        key_tokens: Sequence[str],
+        *,
+        key_special: Sequence[bool] | None = None,
+        thresholds: Mapping[HeadPattern, PatternRule] = PATTERN_THRESHOLDS,
+    ) -> HeadStats:
+        """Statistics of cross-attention ``(n_layers, n_heads, T_tgt, T_src)`` (not modified),
+        the shares over the source tokens ``key_tokens``; the position metrics are NaN
+        (:func:`core.methods.head_metrics.cross_metric_values`), so a head is labelled a
+        first-token sink, punctuation/separator, broad or mixed.
+
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.8, 0.2]]]])  # (1, 1, 2, 2): 2 target, 2 source
+        >>> result = HeadStats.from_cross_attention(a, ["▁le", "</s>"], key_special=[False, True])
+        >>> result.first_token, result.sep, result.patterns
+        (tensor([[0.8500]]), tensor([[0.1500]]), (('first-token sink',),))
+        """
+        attn = attentions.detach().float()  # (L, H, T_tgt, T_src)
+        if attn.dim() != 4 or attn.shape[-1] != len(key_tokens):
+            raise ValueError(
+                f"attentions must be (L, H, T_tgt, T_src) with T_src = {len(key_tokens)} "
+                f"tokens, got {tuple(attn.shape)}"
+            )
+        masks = KeyMasks.of(key_tokens, key_special)
+        return cls.from_metrics(cross_metric_values(attn, masks), thresholds)
 
     @classmethod
     def from_metrics(
