@@ -1,6 +1,7 @@
 """Command line: ``python -m core analyze "TEXT" --model minilm [--pair B] [--top-k K] [--json]``,
-``python -m core corpus run|list|show`` (:mod:`core.corpus.cli`) and ``python -m core serve``
-(the HTTP API, :mod:`core.serve.cli`).
+``python -m core corpus run|list|show`` (:mod:`core.corpus.cli`), ``python -m core serve``
+(the HTTP API, :mod:`core.serve.cli`) and ``python -m core lab train|tokenizer|list``
+(:mod:`core.lab.cli`).
 
 For scripts, notebooks and headless checks. Tables go to stdout, progress to stderr; any failure
 prints one line and exits with status 2, never a traceback.
@@ -19,6 +20,7 @@ from core.engine.model_kinds import require_kind
 from core.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, load_model
 from core.engine.run import analyze
 from core.engine.tokenize import check_text
+from core.lab import cli as lab_cli
 from core.policy.errors import AttnScopeError
 from core.serve import cli as serve_cli
 
@@ -43,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the built-in models")
     corpus_cli.add_parser(commands)  # python -m core corpus run|list|show
     serve_cli.add_parser(commands)  # python -m core serve [--host] [--port] [--model]
+    lab_cli.add_parser(commands)  # python -m core lab train|tokenizer|list
     return parser
 
 
@@ -130,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return corpus_cli.main(args)
     if args.command == "serve":
         return serve_cli.main(args)
+    if args.command == "lab":
+        return lab_cli.main(args)
     if args.command == "models":
         for name, spec in BUILTIN_MODELS.items():
             print(f"{name:10} {spec.title:24} {spec.kind:8} {spec.description}")

@@ -40,6 +40,7 @@ __all__ = [
     "detector_scores",
     "repeated_random_tokens",
     "score_pattern",
+    "scores_on_tokens",
     "text_scores",
 ]
 
@@ -145,6 +146,14 @@ def detector_scores(
     forward pass over :func:`repeated_random_tokens` (no padding: all sequences have one
     length). Each score is averaged over the sequences."""
     tokens = repeated_random_tokens(loaded, n_tokens, n_sequences, seed)
+    return scores_on_tokens(loaded, tokens, rows=rows)
+
+
+def scores_on_tokens(
+    loaded: LoadedModel, tokens: RepeatedTokens, *, rows: PatternRows = "target"
+) -> DetectorScores:
+    """:func:`detector_scores` on repeated tokens made elsewhere (the lab's own task, with the
+    BOS its model was trained with)."""
     ids, special = tokens.input_ids, tokens.special
     seq_len = ids.shape[1]
     patterns = {
@@ -163,8 +172,8 @@ def detector_scores(
     map_batch_layers(loaded, inputs, on_layer)
     return DetectorScores(
         **scores,
-        seed=seed,
-        n_tokens=n_tokens,
+        seed=tokens.seed,
+        n_tokens=tokens.n_tokens,
         seq_len=seq_len,
         n_sequences=len(ids),
         tokens=tokens,

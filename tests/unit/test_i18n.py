@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
     "app|nav|common|sidebar|about|run|page|heatmaps|heatmap|entropy|stats|col|views|view|error"
     "|metric|metricdef|pattern|heads|ablation|predict|compare|generate|effective|demo|link|corpus|attribution"
-    "|translation|vision|detectors|qk|long|serve|byo|profile"
+    "|translation|vision|detectors|qk|long|serve|byo|profile|lab"
 )
 KEY = re.compile(rf"""["']((?:{SECTIONS})\.[a-z0-9_]+)["']""")
 SOURCES = [
