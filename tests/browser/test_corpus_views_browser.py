@@ -2,8 +2,9 @@
 through MiniLM (every view; a click on the grid opens the head's histogram; a click on the
 atlas opens that head; a "where it fires" hit opens its text on the Heatmaps page at that layer
 and head, with that text's tokens and the head's weights), 48 bundled texts through SmolLM2
-(every view draws), a corpus of injection strings (no dialog, no request leaving the machine,
-the strings shown as text) and one look in Japanese."""
+(every view draws), detector scores and query-key maps of both models (the numbers drawn are
+core's), a corpus of injection strings (no dialog, no request leaving the machine, the strings
+shown as text) and one look in Japanese."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from playwright.sync_api import expect
 from bench.appserver import choose_option
 from core import analyze
 from core.corpus import BatchOptions, Corpus, run_corpus, sample_corpus
+from core.corpus.detectors import corpus_detectors, sample_texts
 from core.corpus.views import where_it_fires
+from core.methods.qk_map import qk_map
 from tests.browser.conftest import start_server
 from viz.corpus import hit_label
 from viz.labels import axis_labels
@@ -194,6 +197,83 @@ def test_every_view_draws_for_smollm2(app):
     assert page.locator("[data-testid=stException]").count() == 0
 
 
+CALC_Z = "el => Array.from(el.calcdata[0][0].z, r => Array.from(r))"  # a heatmap's values drawn
+
+
+def drawn_grid(page, chart, n_layers: int) -> np.ndarray:
+    """A layer x head heatmap's values once it shows this model's layers (a chart of the run
+    shown before is redrawn in place)."""
+    rows = "el => el.calcdata ? el.calcdata[0][0].z.length : -1"
+    for _ in range(120):
+        if chart.evaluate(rows) == n_layers:
+            break
+        page.wait_for_timeout(500)
+    assert chart.evaluate(rows) == n_layers, chart.evaluate("el => el.layout.title.text")
+    return np.array(chart.evaluate(CALC_Z))
+
+
+def plotted_points(chart) -> np.ndarray:
+    """Every (x, y) point of a drawn Plotly scatter, sorted."""
+    points = chart.evaluate("el => el.calcdata.flatMap(trace => trace.map(p => [p.x, p.y]))")
+    return np.array(sorted(map(tuple, points)))
+
+
+def check_query_key_map(page, run, model, n_texts: int) -> None:
+    """The Query-key map tab draws the chosen head's map over the seeded sample of the run:
+    the points are those of core's own qk_map on the same texts."""
+    panel = tab(page, "Query-key map")
+    layer = int(panel.get_by_role("combobox", name="Layer", exact=True).input_value())
+    head = int(panel.get_by_role("combobox", name="Head", exact=True).input_value())
+    texts = panel.get_by_label("Texts in the sample")
+    texts.fill(str(n_texts))
+    texts.press("Enter")
+    settle(page)
+    if not panel.get_by_label("Compute the map").is_checked():  # it stays on from run to run
+        panel.get_by_text("Compute the map").click()
+    sample = [text for _, text in sample_texts(run, n_texts, 0)]
+    expected = qk_map(model, sample, layer, head, max_tokens=2000, seed=0)
+    chart = panel.locator(".js-plotly-plot").first
+    chart.wait_for(timeout=120_000)
+    count = "el => el.calcdata ? el.calcdata.reduce((s, t) => s + t.length, 0) : -1"
+    for _ in range(240):  # the map of this sample, drawn: 2 points per token
+        if chart.evaluate(count) == 2 * expected.n_tokens:
+            break
+        page.wait_for_timeout(500)
+    settle(page)
+    title = chart.evaluate("el => el.layout.title.text")
+    assert chart.evaluate(count) == 2 * expected.n_tokens, (title, expected.n_tokens)
+    drawn = plotted_points(chart)
+    assert len(drawn) == 2 * expected.n_tokens
+    np.testing.assert_allclose(drawn, np.array(sorted(map(tuple, expected.points))), atol=1e-3)
+    assert f"layer {layer}" in title.lower() and f"head {head}" in title.lower()
+
+
+def test_detector_scores_and_query_key_maps_of_both_models(app, runs, minilm, smollm2):
+    page, (_, made) = app, runs
+    for name, model, n_texts in (("minilm", minilm, 240), ("smollm2", smollm2, 48)):
+        folder = "a-minilm" if name == "minilm" else "b-smollm2"
+        open_run(page, folder, n_texts)
+        run = made[name]
+        panel = tab(page, "Detector scores")
+        panel.get_by_role("tab", name="previous-token score").click()
+        chart = panel.get_by_role("tabpanel", name="previous-token score").locator(
+            ".js-plotly-plot"
+        )
+        chart.wait_for(timeout=60_000)
+        z = drawn_grid(page, chart, model.n_layers)
+        found = corpus_detectors(run)  # the first tab: the previous-token score per head
+        np.testing.assert_allclose(z, found.on_texts["previous_token"], atol=1e-6)
+        panel.get_by_role("tab", name="induction score").click()
+        induction = panel.get_by_role("tabpanel", name="induction score")
+        drawn = induction.locator(".js-plotly-plot").first
+        drawn.wait_for()
+        z = drawn_grid(page, drawn, model.n_layers)
+        np.testing.assert_allclose(z, found.induction, atol=1e-6)
+        check_query_key_map(page, run, model, 5 if name == "minilm" else 3)
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert not page.seen["dialogs"] and not page.seen["external"], page.seen
+
+
 def test_injection_strings_stay_text_and_nothing_leaves_the_machine(app, runs):
     page, (_, made) = app, runs
     open_run(page, "c-inject", 6)
@@ -211,6 +291,11 @@ def test_injection_strings_stay_text_and_nothing_leaves_the_machine(app, runs):
     panel.get_by_text("Split by a corpus label").wait_for()
     panel.locator("[data-testid=stPlotlyChart]").nth(3).wait_for()  # the split's grid
     tab(page, "Head atlas").locator(".js-plotly-plot").first.wait_for()
+    settle(page)
+    panel = tab(page, "Query-key map")  # every token's text is in a hover label
+    if not panel.get_by_label("Compute the map").is_checked():  # it stays on from run to run
+        panel.get_by_text("Compute the map").click()
+    panel.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
     settle(page)
     assert page.locator("img[src='http://example.com/p.png'], iframe[src^='http']").count() == 0
     assert page.locator("a[href^='javascript:']").count() == 0

@@ -15,6 +15,7 @@ import pytest
 
 from core import analyze
 from core.corpus import BatchOptions, open_run, run_corpus
+from core.corpus.detectors import corpus_detectors
 from core.corpus.sources import Corpus
 from core.corpus.store import FORMAT_VERSION
 from core.methods.detector_scores import detector_scores, text_scores
@@ -66,6 +67,14 @@ def check_run(model, folder, padding: str) -> None:
         if text_scores(model, analyze(model, text)).has_duplicates
     ]
     assert float(mean.m[0]) == pytest.approx(np.mean(with_repeats), abs=TOLERANCE)
+    # The Corpus page's reading of the same run (core.corpus.detectors).
+    shown = corpus_detectors(run)
+    assert shown.on_texts["duplicate_token"][0, 0] == pytest.approx(
+        np.mean(with_repeats), abs=TOLERANCE
+    )
+    assert (shown.texts_with["duplicate_token"] == len(with_repeats)).all()
+    assert (shown.texts_with["previous_token"] == len(TEXTS)).all()
+    assert np.allclose(shown.induction, measured.score("induction").numpy(), atol=1e-6)
 
 
 def test_minilm_run_stores_detector_scores(minilm, tmp_path):
