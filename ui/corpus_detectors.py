@@ -31,6 +31,19 @@ QK_TEXTS_WIDGET = "corpus_qk_texts"
 QK_SEED_WIDGET = "corpus_qk_seed"
 QK_COLOR_WIDGET = "corpus_qk_color"
 QK_SHOW_WIDGET = "corpus_qk_show"
+# Per-text score -> catalogue keys of its caption, its title, and the note when no text has it.
+TEXT_KEYS = {
+    "previous_token": (
+        "corpus.detectors_previous_token_caption",
+        "corpus.detectors_previous_token_title",
+        "corpus.detectors_no_previous_token",
+    ),
+    "duplicate_token": (
+        "corpus.detectors_duplicate_token_caption",
+        "corpus.detectors_duplicate_token_title",
+        "corpus.detectors_no_duplicate_token",
+    ),
+}
 QK_MAX_TOKENS = 2000  # points of each kind on the map at most (sampled beyond)
 
 
@@ -62,10 +75,11 @@ def corpus_detectors_view(run: CorpusRun) -> None:
                 title = t("detectors.induction_title", language)
             else:
                 texts = int(found.texts_with[score].max(initial=0))
-                caption = tr(f"corpus.detectors_{score}_caption", texts=texts)
-                title = t(f"corpus.detectors_{score}_title", language)
+                caption_key, title_key, none_key = TEXT_KEYS[score]
+                caption = tr(caption_key, texts=texts)
+                title = t(title_key, language)
                 if texts == 0:
-                    st.info(tr(f"corpus.detectors_no_{score}"))
+                    st.info(tr(none_key))
                     continue
             st.caption(caption)
             values = torch.from_numpy(scores[name])  # (L, H)
