@@ -1,5 +1,5 @@
 """``python -m bench [COMMAND] [options]``: every benchmark (default) or one of timings, views,
-rank, app, load, corpus, corpus_views, report, attribution, long_context."""
+rank, app, load, corpus, corpus_views, report, attribution, long_context, lab."""
 
 import sys
 
@@ -8,6 +8,7 @@ from bench import (
     attribution,
     corpus,
     corpus_views,
+    lab,
     load,
     long_context,
     rank_heads,
@@ -38,3 +39,5 @@ if __name__ == "__main__":
         attribution.main(rest if command == "attribution" else [])
     if command in ("long_context", "all"):
         long_context.main(rest if command == "long_context" else [])
+    if command in ("lab", "all"):
+        lab.main(rest if command == "lab" else [])

@@ -36,7 +36,7 @@ from core.lab.tokenizer import LabVocabulary
 from core.methods.detector_scores import DETECTORS, RepeatedTokens, scores_on_tokens
 from core.policy.errors import InputError
 
-__all__ = ["TrainConfig", "detector_tokens", "save_checkpoint", "train"]
+__all__ = ["INDUCTION_RECIPE", "TrainConfig", "detector_tokens", "save_checkpoint", "train"]
 
 Record = StepRecord | CheckpointRecord
 
@@ -64,6 +64,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The induction run of tests/integration/test_lab_training.py and python -m bench lab: about
+# 15 s on one CPU thread. One fixed half, so its best head copies from n - 1 back by learned
+# positions (see RepeatTask and the README's Lab section: what forms and what does not).
+INDUCTION_RECIPE: tuple[LabShape, RepeatTask, TrainConfig] = (
+    LabShape(n_layers=2, n_heads=4, d_model=64, context=40, attention_only=True, vocab_size=64),
+    RepeatTask(half=16, bos=True),
+    TrainConfig(steps=800, batch_size=32, lr=3e-3, warmup=50, checkpoint_every=200, seed=0),
+)
 
 
 def detector_tokens(
@@ -158,8 +168,9 @@ def train(
             batch = task.batch(config.batch_size, shape.vocab_size, generator)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr_at(step)
-            logits = model(input_ids=batch.ids).logits  # (B, T, V)
-            losses = position_losses(logits, batch.ids)  # (B, T-1)
+            ids = batch.ids  # (B, T); padding after each sequence, which no query sees
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits  # (B, T, V)
+            losses = position_losses(logits, ids)  # (B, T-1)
             loss = losses[batch.counted].mean()  # padding never counts
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
