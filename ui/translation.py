@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.engine.seq2seq import Seq2SeqAnalysis, analyze_pair, translate
 from core.methods.alignment import alignment
+from core.methods.cross_words import cross_units
 from core.methods.sampling import GenerationConfig
 from core.policy.errors import AttnScopeError
 from core.policy.settings import check_request
@@ -15,6 +16,7 @@ from ui.figures import show_figure
 from ui.services import app_settings, count_request, heavy_work, model_named
 from ui.state import Request, start_result
 from ui.text import lang, show_error, tr
+from ui.translation_cross import cross_head_stats_section, cross_views_section
 from ui.widgets import table_with_csv
 from viz.alignment import alignment_figure, alignment_heatmap
 from viz.heatmaps import attention_heatmap, heatmap
@@ -36,6 +38,7 @@ HEAD_WIDGET = "translation_head"
 ALIGN_LAYER_WIDGET = "translation_align_layer"
 ALIGN_HEAD_WIDGET = "translation_align_head"
 WORDS_WIDGET = "translation_words"
+CROSS_WORDS_WIDGET = "translation_cross_words"
 STEP_WIDGET = "translation_step"
 KINDS = ("cross", "encoder", "decoder")
 
@@ -69,9 +72,10 @@ def _head_choice(n_heads: int, key: str) -> int | None:
     )
 
 
-def attention_section(result: Seq2SeqAnalysis) -> None:
+def attention_section(model_name: str, result: Seq2SeqAnalysis) -> None:
     """One kind of attention (cross, encoder self, decoder self): a head or a layer's head
-    average as a heatmap, the layer x head entropy and the most attended tokens."""
+    average as a heatmap, the layer x head entropy and the most attended tokens; for
+    cross-attention (over tokens or words) also the head and model views and head statistics."""
     names = {
         "cross": tr("translation.kind_cross"),
         "encoder": tr("translation.kind_encoder"),
@@ -82,7 +86,9 @@ def attention_section(result: Seq2SeqAnalysis) -> None:
     )
     language = lang()
     if kind == "cross":
-        cross = result.cross
+        words = st.toggle(tr("translation.words"), value=False, key=CROSS_WORDS_WIDGET)
+        units = cross_units(model_named(model_name), result, words=words)
+        cross = units.cross  # over tokens or words
         n_layers, n_heads = cross.n_layers, cross.n_heads
         queries, keys = cross.query_tokens, cross.key_tokens
     else:
@@ -92,7 +98,7 @@ def attention_section(result: Seq2SeqAnalysis) -> None:
     layer = left.selectbox(tr("common.layer"), range(n_layers), key=LAYER_WIDGET)
     with right:
         head = _head_choice(n_heads, HEAD_WIDGET)
-    source = result.cross if kind == "cross" else part
+    source = cross if kind == "cross" else part
     weights = source.layer_average(layer) if head is None else source.head(layer, head)
     title = tr(
         "translation.heatmap_title",
@@ -116,6 +122,8 @@ def attention_section(result: Seq2SeqAnalysis) -> None:
     else:
         fig = attention_heatmap(weights, queries, title, language)
     show_figure(fig, key=f"translation_{kind}_heatmap")
+    if kind == "cross":
+        cross_views_section(units, layer, head, LAYER_WIDGET, HEAD_WIDGET)
     entropy = source.normalized_head_entropy  # (L, H)
     name = tr("entropy.name_normalized")
     show_figure(
@@ -139,6 +147,8 @@ def attention_section(result: Seq2SeqAnalysis) -> None:
         for r in source.most_attended(3)
     ]
     table_with_csv(pd.DataFrame(rows), tr("translation.csv"), f"most-attended-{kind}.csv")
+    if kind == "cross":
+        cross_head_stats_section(units)
 
 
 def alignment_section(model_name: str, result: Seq2SeqAnalysis) -> None:

@@ -3,6 +3,7 @@ selectors, tables with a CSV button, and AttnScope's own head/model view compone
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import pandas as pd
@@ -213,14 +214,16 @@ def _ignore_view_selection() -> None:
     """A view of another analysis (bring your own model): its clicks choose nothing here."""
 
 
-def attention_view(payload: bytes, *, key: str = VIEW_COMPONENT_KEY) -> None:
+def attention_view(
+    payload: bytes, *, key: str = VIEW_COMPONENT_KEY, on_select: Callable[[], None] | None = None
+) -> None:
     """Mount AttnScope's head/model view with ``payload`` (see ``viz.attention_view``); only the
-    view under the app's own ``key`` makes a clicked head the app's layer and head."""
+    view under the app's own ``key`` makes a clicked head the app's layer and head, another
+    calls ``on_select`` (which reads ``st.session_state[key]["selected"]``) if given."""
+    follow = _follow_view_selection if key == VIEW_COMPONENT_KEY else _ignore_view_selection
     _ATTENTION_VIEW(
         data=payload,
         key=key,
-        on_selected_change=(
-            _follow_view_selection if key == VIEW_COMPONENT_KEY else _ignore_view_selection
-        ),
+        on_selected_change=on_select or follow,
         default={"selected": None},
     )

@@ -8,6 +8,8 @@
 // (left) gathers them into a selection (BertViz #125): the lines and the keys' weights then show
 // the selected rows' summed or mean attention, until the selection is cleared. A sentence pair can be narrowed
 // to one direction (A→B, B→A, A→A, B→B), as in BertViz. The neuron view is in neuron_view.js.
+// Cross-attention is rectangular: the header's `tokens` are the queries (left, the target) and
+// `key_tokens` the keys (right, the source); a payload without `key_tokens` is square.
 
 const PALETTE = [
   "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -85,7 +87,8 @@ function rowHeight(n) {
 
 class LayerWeights {
   constructor(header, blobs, nHeads) {
-    this.n = header.seq_len;
+    this.n = header.seq_len; // queries
+    this.m = header.key_len ?? header.seq_len; // keys: the source of cross-attention
     this.nHeads = nHeads;
     this.scale = header.scale;
     this.dense = blobs.weights || blobs.detail || null;
@@ -97,7 +100,7 @@ class LayerWeights {
 
   weight(h, i, j) {
     const n = this.n;
-    if (this.dense) return this.dense[(h * n + i) * n + j] / this.scale;
+    if (this.dense) return this.dense[(h * n + i) * this.m + j] / this.scale;
     const base = (h * n + i) * this.k;
     for (let r = 0; r < this.k; r++) {
       if (this.topIndices[base + r] === j) return this.topValues[base + r] / this.scale;
@@ -106,7 +109,7 @@ class LayerWeights {
   }
 
   // The K strongest keys in [lo, hi) of every row of head h, largest first.
-  top(h, K, lo = 0, hi = this.n) {
+  top(h, K, lo = 0, hi = this.m) {
     const key = `${h}:${K}:${lo}:${hi}`;
     if (this.rowTop.has(key)) return this.rowTop.get(key);
     const n = this.n;
@@ -115,7 +118,7 @@ class LayerWeights {
     for (let i = 0; i < n; i++) {
       const out = i * K;
       if (this.dense) {
-        const row = (h * n + i) * n;
+        const row = (h * n + i) * this.m;
         for (let j = lo; j < hi; j++) {
           const w = this.dense[row + j];
           if (w === 0 || w <= val[out + K - 1] * this.scale) continue;
@@ -149,9 +152,12 @@ class LayerWeights {
 // --- line view: tokens in two columns, lines weighted by attention ------------------------------
 
 function buildLineView(container, header, weights, heads, ui, onHeadClick, geometry, fileName) {
-  const n = header.seq_len;
-  const rowH = rowHeight(n);
+  const n = header.seq_len; // queries, on the left
   const tokens = header.tokens;
+  const keyTokens = header.key_tokens || tokens; // keys, on the right
+  const m = keyTokens.length;
+  const rows = Math.max(n, m);
+  const rowH = rowHeight(rows);
   const { col: colWidth, canvas: canvasWidth } = geometry || { col: 160, canvas: 320 };
   const start = header.sentence_b_start;
   const isPair = typeof start === "number" && start > 0 && start < n;
@@ -279,6 +285,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
   });
   const scene = () => ({
     tokens,
+    keys: keyTokens,
     col: colWidth,
     lineWidth: canvasWidth,
     rowH,
@@ -297,7 +304,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
 
   const scroller = el("div", "atv-scroller");
   const body = el("div", "atv-lines");
-  body.style.height = `${n * rowH}px`;
+  body.style.height = `${rows * rowH}px`;
   body.style.minWidth = `${2 * colWidth + canvasWidth}px`;
   body.style.setProperty("--atv-col", `${colWidth}px`);
   body.style.setProperty("--atv-row", `${rowH}px`);
@@ -305,11 +312,11 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
   const left = el("div", "atv-col atv-left");
   const right = el("div", "atv-col atv-right");
   const canvas = el("canvas", "atv-canvas");
-  const ratio = Math.min(window.devicePixelRatio || 1, n > 1024 ? 1 : 2);
+  const ratio = Math.min(window.devicePixelRatio || 1, rows > 1024 ? 1 : 2);
   canvas.width = canvasWidth * ratio;
-  canvas.height = n * rowH * ratio;
+  canvas.height = rows * rowH * ratio;
   canvas.style.width = `${canvasWidth}px`;
-  canvas.style.height = `${n * rowH}px`;
+  canvas.style.height = `${rows * rowH}px`;
   const ctx = canvas.getContext("2d");
   ctx.scale(ratio, ratio);
 
@@ -321,18 +328,18 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
     a.appendChild(el("span", "atv-text", tokens[i]));
     a.title = `${i}: ${tokens[i]} (${header.strings.query})`;
     a.dataset.pos = String(i);
-    const b = el("div", "atv-token");
-    b.appendChild(el("span", "atv-text", tokens[i]));
-    b.appendChild(el("span", "atv-weight"));
-    b.title = `${i}: ${tokens[i]} (${header.strings.key})`;
-    b.dataset.pos = String(i);
-    if (header.sentence_b_start === i) {
-      a.classList.add("atv-pair-start");
-      b.classList.add("atv-pair-start");
-    }
+    if (header.sentence_b_start === i) a.classList.add("atv-pair-start");
     leftLabels.push(a);
-    rightLabels.push(b);
     left.appendChild(a);
+  }
+  for (let j = 0; j < m; j++) {
+    const b = el("div", "atv-token");
+    b.appendChild(el("span", "atv-text", keyTokens[j]));
+    b.appendChild(el("span", "atv-weight"));
+    b.title = `${j}: ${keyTokens[j]} (${header.strings.key})`;
+    b.dataset.pos = String(j);
+    if (header.sentence_b_start === j) b.classList.add("atv-pair-start");
+    rightLabels.push(b);
     right.appendChild(b);
   }
   body.appendChild(left);
@@ -343,22 +350,28 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
 
   const y = (i) => (i + 0.5) * rowH;
   // [lo, hi) of the queries and of the keys the pair filter lets through (everything: no pair)
-  const ranges = () => pairRanges(isPair ? ui.pair : "all", start, n);
+  const ranges = () =>
+    isPair
+      ? pairRanges(ui.pair, start, n)
+      : [
+          [0, n],
+          [0, m],
+        ];
 
   function applyDim() {
     const [[qLo, qHi], [kLo, kHi]] = ranges();
-    for (let i = 0; i < n; i++) {
-      leftLabels[i].classList.toggle("atv-dim", i < qLo || i >= qHi);
-      rightLabels[i].classList.toggle("atv-dim", i < kLo || i >= kHi);
-    }
+    leftLabels.forEach((label, i) => label.classList.toggle("atv-dim", i < qLo || i >= qHi));
+    rightLabels.forEach((label, j) => label.classList.toggle("atv-dim", j < kLo || j >= kHi));
   }
 
   function clearWeights() {
-    for (let i = 0; i < n; i++) {
-      leftLabels[i].firstChild.textContent = "";
-      rightLabels[i].lastChild.textContent = "";
-      leftLabels[i].classList.remove("atv-hover");
-      rightLabels[i].classList.remove("atv-hover");
+    for (const label of leftLabels) {
+      label.firstChild.textContent = "";
+      label.classList.remove("atv-hover");
+    }
+    for (const label of rightLabels) {
+      label.lastChild.textContent = "";
+      label.classList.remove("atv-hover");
     }
   }
 
@@ -376,7 +389,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
   // focus: null (every row), {query: i} or {key: j}
   function draw(focus) {
     const started = performance.now();
-    ctx.clearRect(0, 0, canvasWidth, n * rowH);
+    ctx.clearRect(0, 0, canvasWidth, rows * rowH);
     drawn = [];
     clearWeights();
     const visible = heads.filter((h) => ui.visible.has(h));
@@ -411,8 +424,8 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
         }
       }
     } else {
-      const sums = new Float64Array(n);
-      const counts = new Uint16Array(n);
+      const sums = new Float64Array(rows);
+      const counts = new Uint16Array(rows);
       const other = focus.query !== undefined ? focus.query : focus.key;
       (focus.query !== undefined ? leftLabels : rightLabels)[other].classList.add("atv-hover");
       // a hovered query lists the keys the filter lets through, a hovered key those queries
@@ -434,7 +447,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
         }
       }
       const labels = focus.query !== undefined ? rightLabels : leftLabels;
-      for (let t = 0; t < n; t++) {
+      for (let t = 0; t < labels.length; t++) {
         if (counts[t] === 0) continue;
         const mean = sums[t] / counts[t];
         const span = focus.query !== undefined ? labels[t].lastChild : labels[t].firstChild;
@@ -452,8 +465,8 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
   // its combined weight averaged over the visible heads.
   function drawSelection(visible, qLo, qHi, kLo, kHi) {
     const queries = [...ui.selection].filter((i) => i >= qLo && i < qHi).sort((a, b) => a - b);
-    const sums = new Float64Array(n);
-    const counts = new Uint16Array(n);
+    const sums = new Float64Array(m);
+    const counts = new Uint16Array(m);
     let lines = 0;
     queries.forEach((i) => leftLabels[i].classList.add("atv-hover"));
     for (const h of queries.length ? visible : []) {
@@ -478,7 +491,7 @@ function buildLineView(container, header, weights, heads, ui, onHeadClick, geome
         }
       }
     }
-    for (let t = 0; t < n; t++) {
+    for (let t = 0; t < m; t++) {
       if (counts[t] === 0) continue;
       const shown = sums[t] / counts[t];
       rightLabels[t].lastChild.textContent = shown >= 0.0005 ? shown.toFixed(3) : "";
@@ -539,39 +552,51 @@ function modelLayout(width, nHeads, withDetail) {
   return { beside, cell };
 }
 
+// A thumbnail's width and height in px: `cell` square for self-attention; for cross-attention
+// (T_q queries x T_k keys) the longer side is `cell` and the other follows T_q : T_k.
+function cellShape(header, cell) {
+  const n = header.seq_len;
+  const m = header.key_len ?? n;
+  if (n === m) return [cell, cell];
+  const short = (a, b) => Math.max(6, Math.round((cell * a) / b));
+  return n > m ? [short(m, n), cell] : [cell, short(n, m)];
+}
+
 function buildModelView(container, header, blobs, setSelected, cell, fileName) {
   const nLayers = header.n_layers;
   const nHeads = header.n_heads;
   const thumbs = blobs.thumbnails;
-  const s = header.blobs.thumbnails.shape[2];
+  const [sq, sk] = header.blobs.thumbnails.shape.slice(2); // pooled queries x keys
+  const [cellW, cellH] = cellShape(header, cell);
   const gap = GRID_GAP;
   const pad = GRID_PAD;
-  const x = (h) => pad + h * (cell + gap);
-  const y = (l) => pad + l * (cell + gap);
+  const x = (h) => pad + h * (cellW + gap);
+  const y = (l) => pad + l * (cellH + gap);
 
   const grid = el("div", "atv-grid");
   const canvas = el("canvas", "atv-thumbs");
-  const width = 2 * pad + nHeads * (cell + gap) - gap;
-  const height = 2 * pad + nLayers * (cell + gap) - gap;
+  const width = 2 * pad + nHeads * (cellW + gap) - gap;
+  const height = 2 * pad + nLayers * (cellH + gap) - gap;
   canvas.width = width;
   canvas.height = height;
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
   // the geometry, for tests and anyone reading pixels back
-  canvas.dataset.cell = String(cell);
+  canvas.dataset.cell = String(cellW);
+  canvas.dataset.cellHeight = String(cellH);
   canvas.dataset.gap = String(gap);
   canvas.dataset.pad = String(pad);
   const ctx = canvas.getContext("2d");
   ctx.imageSmoothingEnabled = false;
   const tile = document.createElement("canvas");
-  tile.width = s;
-  tile.height = s;
+  tile.width = sk;
+  tile.height = sq;
   const tileCtx = tile.getContext("2d");
-  const image = tileCtx.createImageData(s, s);
+  const image = tileCtx.createImageData(sk, sq);
   for (let l = 0; l < nLayers; l++) {
     for (let h = 0; h < nHeads; h++) {
-      const base = (l * nHeads + h) * s * s;
-      for (let p = 0; p < s * s; p++) {
+      const base = (l * nHeads + h) * sq * sk;
+      for (let p = 0; p < sq * sk; p++) {
         const [r, g, b] = viridisLike(thumbs[base + p] / 255);
         image.data[p * 4] = r;
         image.data[p * 4 + 1] = g;
@@ -579,7 +604,7 @@ function buildModelView(container, header, blobs, setSelected, cell, fileName) {
         image.data[p * 4 + 3] = 255;
       }
       tileCtx.putImageData(image, 0, 0);
-      ctx.drawImage(tile, x(h), y(l), cell, cell);
+      ctx.drawImage(tile, x(h), y(l), cellW, cellH);
     }
   }
   if (header.selected) {
@@ -589,7 +614,7 @@ function buildModelView(container, header, blobs, setSelected, cell, fileName) {
     ctx.strokeStyle = "#d62728";
     ctx.lineWidth = OUTLINE;
     const off = OUTLINE / 2 + 1;
-    ctx.strokeRect(x(h) - off, y(l) - off, cell + 2 * off, cell + 2 * off);
+    ctx.strokeRect(x(h) - off, y(l) - off, cellW + 2 * off, cellH + 2 * off);
   }
 
   const columns = el("div", "atv-axis atv-columns");
@@ -597,15 +622,15 @@ function buildModelView(container, header, blobs, setSelected, cell, fileName) {
   columns.style.paddingLeft = `${pad}px`;
   for (let h = 0; h < nHeads; h++) {
     const label = el("span", null, `H${h}`);
-    label.style.width = `${cell + gap}px`;
+    label.style.width = `${cellW + gap}px`;
     columns.appendChild(label);
   }
   const rows = el("div", "atv-axis atv-rows");
   rows.style.paddingTop = `${pad}px`;
   for (let l = 0; l < nLayers; l++) {
     const label = el("span", null, `L${l}`);
-    label.style.height = `${cell + gap}px`;
-    label.style.lineHeight = `${cell}px`;
+    label.style.height = `${cellH + gap}px`;
+    label.style.lineHeight = `${cellH}px`;
     rows.appendChild(label);
   }
   const tooltip = el("div", "atv-tooltip");
@@ -613,8 +638,8 @@ function buildModelView(container, header, blobs, setSelected, cell, fileName) {
 
   const at = (event) => {
     const box = canvas.getBoundingClientRect();
-    const h = Math.floor((event.clientX - box.left - pad + gap / 2) / (cell + gap));
-    const l = Math.floor((event.clientY - box.top - pad + gap / 2) / (cell + gap));
+    const h = Math.floor((event.clientX - box.left - pad + gap / 2) / (cellW + gap));
+    const l = Math.floor((event.clientY - box.top - pad + gap / 2) / (cellH + gap));
     return l >= 0 && l < nLayers && h >= 0 && h < nHeads ? [l, h] : null;
   };
   canvas.addEventListener("mousemove", (event) => {
@@ -648,7 +673,7 @@ function buildModelView(container, header, blobs, setSelected, cell, fileName) {
   frame.appendChild(rows);
   frame.appendChild(canvas);
   grid.appendChild(frame);
-  const picture = { canvas, nLayers, nHeads, x, y, cell };
+  const picture = { canvas, nLayers, nHeads, x, y, cell: cellW, cellH };
   const save = el("div", "atv-controls");
   save.appendChild(
     saveButtons(

@@ -61,10 +61,16 @@ function saveButtons(strings, onPng, onSvg) {
 }
 
 // A line view as a scene: tokens in two columns, the lines drawn between them.
-// scene = {tokens, col, lineWidth, rowH, font, dimLeft(i), dimRight(j), lines: [[h, i, j, alpha,
-// width], ...]}; the picture is (2 col + lineWidth) x (n rowH) px.
+// scene = {tokens, keys, col, lineWidth, rowH, font, dimLeft(i), dimRight(j), lines: [[h, i, j,
+// alpha, width], ...]}: `tokens` the queries (left), `keys` the keys (right; the same tokens
+// unless cross-attention); the picture is (2 col + lineWidth) x (max(n, m) rowH) px.
+function sceneKeys(scene) {
+  return scene.keys || scene.tokens;
+}
+
 function sceneSize(scene) {
-  return { width: 2 * scene.col + scene.lineWidth, height: scene.tokens.length * scene.rowH };
+  const rows = Math.max(scene.tokens.length, sceneKeys(scene).length);
+  return { width: 2 * scene.col + scene.lineWidth, height: rows * scene.rowH };
 }
 
 function lineViewPng(scene, linesCanvas, ratio, fileName) {
@@ -81,13 +87,14 @@ function lineViewPng(scene, linesCanvas, ratio, fileName) {
   ctx.textBaseline = "middle";
   const room = scene.col - 8;
   scene.tokens.forEach((token, i) => {
-    const y = (i + 0.5) * scene.rowH;
     ctx.fillStyle = scene.dimLeft(i) ? EXPORT_DIM : EXPORT_TEXT;
     ctx.textAlign = "right";
-    ctx.fillText(token, scene.col - 5, y, room);
-    ctx.fillStyle = scene.dimRight(i) ? EXPORT_DIM : EXPORT_TEXT;
+    ctx.fillText(token, scene.col - 5, (i + 0.5) * scene.rowH, room);
+  });
+  sceneKeys(scene).forEach((token, j) => {
+    ctx.fillStyle = scene.dimRight(j) ? EXPORT_DIM : EXPORT_TEXT;
     ctx.textAlign = "left";
-    ctx.fillText(token, scene.col + scene.lineWidth + 5, y, room);
+    ctx.fillText(token, scene.col + scene.lineWidth + 5, (j + 0.5) * scene.rowH, room);
   });
   downloadPng(out, fileName);
 }
@@ -122,11 +129,14 @@ function lineViewSvg(scene, fileName) {
   const keys = svgNode("g", { class: "keys", "text-anchor": "start" });
   scene.tokens.forEach((token, i) => {
     const common = { y: y(i), "dominant-baseline": "central" };
-    const fillLeft = scene.dimLeft(i) ? EXPORT_DIM : EXPORT_TEXT;
-    const fillRight = scene.dimRight(i) ? EXPORT_DIM : EXPORT_TEXT;
-    queries.appendChild(svgNode("text", { ...common, x: scene.col - 5, fill: fillLeft }, token));
+    const fill = scene.dimLeft(i) ? EXPORT_DIM : EXPORT_TEXT;
+    queries.appendChild(svgNode("text", { ...common, x: scene.col - 5, fill }, token));
+  });
+  sceneKeys(scene).forEach((token, j) => {
+    const common = { y: y(j), "dominant-baseline": "central" };
+    const fill = scene.dimRight(j) ? EXPORT_DIM : EXPORT_TEXT;
     const x = scene.col + scene.lineWidth + 5;
-    keys.appendChild(svgNode("text", { ...common, x, fill: fillRight }, token));
+    keys.appendChild(svgNode("text", { ...common, x, fill }, token));
   });
   svg.appendChild(queries);
   svg.appendChild(keys);
@@ -138,6 +148,7 @@ const GRID_TOP = 18;
 
 function modelGridPng(grid, fileName) {
   const { canvas, nLayers, nHeads, x, y, cell } = grid;
+  const cellH = grid.cellH ?? cell;
   const out = document.createElement("canvas");
   out.width = ROW_LABELS + canvas.width;
   out.height = GRID_TOP + canvas.height;
@@ -151,12 +162,13 @@ function modelGridPng(grid, fileName) {
   ctx.textAlign = "center";
   for (let h = 0; h < nHeads; h++) ctx.fillText(`H${h}`, ROW_LABELS + x(h) + cell / 2, GRID_TOP / 2);
   ctx.textAlign = "right";
-  for (let l = 0; l < nLayers; l++) ctx.fillText(`L${l}`, ROW_LABELS - 6, GRID_TOP + y(l) + cell / 2);
+  for (let l = 0; l < nLayers; l++) ctx.fillText(`L${l}`, ROW_LABELS - 6, GRID_TOP + y(l) + cellH / 2);
   downloadPng(out, fileName);
 }
 
 function modelGridSvg(grid, fileName) {
   const { canvas, nLayers, nHeads, x, y, cell } = grid;
+  const cellH = grid.cellH ?? cell;
   const width = ROW_LABELS + canvas.width;
   const height = GRID_TOP + canvas.height;
   const svg = svgNode("svg", {
@@ -185,7 +197,7 @@ function modelGridSvg(grid, fileName) {
   }
   const layers = svgNode("g", { class: "layers", "text-anchor": "end", fill: EXPORT_TEXT });
   for (let l = 0; l < nLayers; l++) {
-    const at = { x: ROW_LABELS - 6, y: GRID_TOP + y(l) + cell / 2, "dominant-baseline": "central" };
+    const at = { x: ROW_LABELS - 6, y: GRID_TOP + y(l) + cellH / 2, "dominant-baseline": "central" };
     layers.appendChild(svgNode("text", at, `L${l}`));
   }
   svg.appendChild(heads);

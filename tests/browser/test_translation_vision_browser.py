@@ -1,6 +1,7 @@
 """The Translation and Vision pages in Chromium, on tiny random models saved to folders and typed
-into the sidebar: the alignment lines and the overlay the browser drew hold core's numbers; a
-non-image upload gets its message. Screenshots for the README."""
+into the sidebar: the alignment lines, cross-attention's head and model views (target tokens
+left, source tokens right) and the overlay the browser drew hold core's numbers; a non-image
+upload gets its message. Screenshots for the README."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from playwright.sync_api import expect
 
 from bench.appserver import choose_option
 from core.engine.models import load_model
@@ -23,6 +25,7 @@ from ui.vision import EXAMPLE_IMAGE
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "assets" / "screenshots"
 SOURCE, TARGET = "the cat sat on the mat", "a dog slept on the mat"
+SHORT_TARGET = "a dog"  # 3 target tokens against 7 source tokens: a rectangular head view
 
 # Each alignment line's (target, source, weight), and how many line paths the SVG holds.
 LINES = """el => ({
@@ -37,6 +40,16 @@ OVERLAY = """el => ({
     images: el.querySelectorAll('g.imagelayer image, g.layer-below image, image').length,
 })"""
 
+# The head view's lines as drawn (attention_view.js attnscopeDrawing) and the painted pixel rows
+# of one column of its canvas; one pixel's colour.
+DRAWING = "el => el.attnscopeDrawing()"
+PAINTED_ROWS = """(c, x) => {
+    const d = c.getContext('2d').getImageData(x, 0, 1, c.height).data;
+    const rows = [];
+    for (let y = 0; y < c.height; y++) if (d[y * 4 + 3] > 0) rows.push(y);
+    return rows;
+}"""
+PIXEL = "(c, [x, y]) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data)"
 # Where image pixel (x, y) is on the screen.
 CLICK = """(el, [x, y]) => {
     const box = el.getBoundingClientRect(), xa = el._fullLayout.xaxis, ya = el._fullLayout.yaxis;
@@ -48,7 +61,7 @@ CLICK = """(el, [x, y]) => {
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     return {
-        "marian": str(save(SEQ2SEQ["marian"](), root / "marian")),
+        "marian": str(save(_sharp_marian(), root / "marian")),
         "deit": str(save(_deit_224(), root / "deit")),
     }
 
@@ -57,6 +70,18 @@ def _idle(page) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
     )
+
+
+def _sharp_marian():
+    """Tiny Marian whose cross-attention has a shape: its random weights attend almost evenly
+    (every weight 1/7 +- 0.0005 on a 7-token source), so cross-attention's queries and keys
+    are scaled up 30 times each (one head then puts 0.78 on one source token)."""
+    loaded = SEQ2SEQ["marian"]()
+    with torch.no_grad():
+        for layer in loaded.model.model.decoder.layers:
+            layer.encoder_attn.q_proj.weight.mul_(30)
+            layer.encoder_attn.k_proj.weight.mul_(30)
+    return loaded
 
 
 def _deit_224():
@@ -121,6 +146,98 @@ def test_translation_alignment_is_drawn_with_core_numbers(page, folders):
     page.screenshot(path=SCREENSHOTS / "translation.png", full_page=False)
     assert not page.watch.dialogs and not page.watch.failed and not page.watch.external
     assert not page.watch.errors
+    _cross_views_are_drawn_rectangular(page, loaded)
+
+
+def _sent(layer) -> torch.Tensor:
+    """The weights as the payload sends them: 16-bit fixed point, ``(H, T_q, T_k)``."""
+    return (layer.clamp(0, 1) * 65535).round() / 65535
+
+
+def _expected_rows(sent, top_k=5, threshold=0.05) -> dict[tuple[int, int], list[float]]:
+    """The head view's lines with nothing hovered, per (head, query): the weights of its
+    ``top_k`` strongest keys at or above ``threshold``, largest first (which of two equal
+    weights is drawn is the browser's float rounding, so rows are compared by weight)."""
+    rows = {}
+    for h, head in enumerate(sent):
+        for i, row in enumerate(head):
+            top = sorted(row.tolist(), reverse=True)[:top_k]
+            rows[(h, i)] = [w for w in top if w >= threshold and w > 0]
+    return rows
+
+
+def blues(v: float) -> tuple[int, int, int]:
+    """The model view's colour scale (attention_view.js viridisLike): white to blue."""
+    return round(247 - 239 * v), round(251 - 203 * v), round(255 - 148 * v)
+
+
+def _cross_views_are_drawn_rectangular(page, loaded) -> None:
+    target = page.get_by_role("textbox", name="Target text (the translation)")
+    target.fill(SHORT_TARGET)
+    target.press("Control+Enter")
+    _idle(page)
+    page.get_by_role("button", name="Translate").click()
+    # the view sits in the component's shadow root, which Playwright's locators pierce
+    rows = page.locator(".atv-root[data-state=drawn] .atv-view .atv-left .atv-token")
+    expect(rows).to_have_count(3, timeout=120_000)
+    _idle(page)
+    result = analyze_pair(loaded, SOURCE, SHORT_TARGET)
+    n, m = len(result.target_tokens), len(result.source_tokens)
+    assert (n, m) == (3, 7)
+    root = page.locator(".atv-root[data-state=drawn]")
+    view = root.locator(".atv-view")
+    view.scroll_into_view_if_needed()
+    # the left labels are the target tokens (queries), the right ones the source tokens (keys)
+    assert view.locator(".atv-left .atv-text").all_text_contents() == list(result.target_tokens)
+    assert view.locator(".atv-right .atv-text").all_text_contents() == list(result.source_tokens)
+    drawn = view.evaluate(DRAWING)
+    sent = _sent(result.cross.layer(0))
+    wanted = _expected_rows(sent)
+    got = {key: [] for key in wanted}
+    for line in drawn["lines"]:
+        h, i, j, w = line["head"], line["query"], line["key"], line["weight"]
+        assert abs(w - float(sent[h, i, j])) < 1e-6  # each line is that key's weight
+        got[(h, i)].append(w)
+    assert drawn["mode"] == "all" and sum(map(len, got.values())) >= 6
+    for key, weights in wanted.items():
+        assert sorted(got[key], reverse=True) == pytest.approx(weights, abs=1e-6), key
+    # the lines leave from the 3 query rows and reach keys below them
+    canvas = view.locator("canvas.atv-canvas")
+    ratio = canvas.evaluate("c => c.width / c.clientWidth")
+    row_h = canvas.evaluate("c => c.clientHeight") / m
+    left = canvas.evaluate(PAINTED_ROWS, 0)
+    right = canvas.evaluate(PAINTED_ROWS, canvas.evaluate("c => c.width - 1"))
+    assert left and max(left) <= (n * row_h + 2) * ratio
+    keys = {line["key"] for line in drawn["lines"]}
+    assert max(right) > n * row_h * ratio and max(keys) >= n
+    page.screenshot(path=SCREENSHOTS / "translation_cross_head_view.png", full_page=False)
+
+    # the model view: rectangular thumbnails (3 target rows x 7 source columns)
+    page.get_by_text("Model view", exact=True).click()
+    thumbs = page.locator(".atv-root[data-state=drawn] canvas.atv-thumbs")
+    detail = page.locator(".atv-model-detail")
+    detail.locator(".atv-title", has_text="Layer 0, head 0").wait_for(timeout=60_000)
+    _idle(page)  # the grid moves once the opened head is laid out beside it
+    geometry = {k: int(v) for k, v in thumbs.evaluate("c => ({...c.dataset})").items()}
+    cell, cell_h, pad, gap = (geometry[k] for k in ("cell", "cellHeight", "pad", "gap"))
+    assert cell_h == max(6, round(cell * n / m)) < cell
+    head = result.cross.head(0, 0)  # (3, 7): no pooling below 32
+    levels = (head / head.max()).sqrt()
+    for i in range(n):
+        for j in range(m):
+            x, y = pad + int((j + 0.5) * cell / m), pad + int((i + 0.5) * cell_h / n)
+            r, g, b, a = thumbs.evaluate(PIXEL, [x, y])
+            want = blues(float(levels[i, j]))
+            assert a == 255 and max(abs(r - want[0]), abs(g - want[1]), abs(b - want[2])) <= 3
+    # a click on layer 1, head 1 opens it, the target tokens left and the source tokens right
+    spot = {"x": pad + cell + gap + cell / 2, "y": pad + cell_h + gap + cell_h / 2}
+    thumbs.hover(position=spot)
+    assert page.locator(".atv-tooltip").inner_text().startswith("Layer 1, head 1 ")
+    thumbs.click(position=spot)
+    detail.locator(".atv-title", has_text="Layer 1, head 1").wait_for(timeout=60_000)
+    assert detail.locator(".atv-left .atv-text").all_text_contents() == list(result.target_tokens)
+    assert detail.locator(".atv-right .atv-text").all_text_contents() == list(result.source_tokens)
+    assert not page.watch.errors, page.watch.errors
 
 
 def test_vision_overlay_is_drawn_with_core_numbers(page, folders, tmp_path):
