@@ -19,25 +19,30 @@ __all__ = ["add_parser", "main"]
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Add ``lab`` and its subcommands to the ``python -m core`` parser."""
+    from core.lab.train import INDUCTION_RECIPE
+
     lab = commands.add_parser("lab", help="train a tokenizer and a small GPT-2; list runs")
     sub = lab.add_subparsers(dest="lab_command", required=True)
     train = sub.add_parser("train", help="train a model and save checkpoints in a run folder")
     train.add_argument("--task", choices=("repeat", "text"), default="repeat")
     _texts_arguments(train)
-    train.add_argument("--layers", type=int, default=2)
-    train.add_argument("--heads", type=int, default=4)
-    train.add_argument("--d-model", type=int, default=64)
-    train.add_argument("--context", type=int, default=64, help="the longest input (positions)")
+    # defaults: the induction recipe of the tests and the bench
+    shape, task, config = INDUCTION_RECIPE
+    train.add_argument("--layers", type=int, default=shape.n_layers)
+    train.add_argument("--heads", type=int, default=shape.n_heads)
+    train.add_argument("--d-model", type=int, default=shape.d_model)
+    train.add_argument("--context", type=int, default=shape.context, help="the longest input")
     train.add_argument("--mlp", action="store_true", help="keep the MLPs (default: attention only)")
-    train.add_argument("--half", type=int, default=24, help="repeat task: longest half")
-    train.add_argument("--min-half", type=int, default=8, help="repeat task: shortest half")
+    train.add_argument("--half", type=int, default=task.half, help="repeat task: (longest) half")
+    train.add_argument("--min-half", type=int, default=None, help="repeat task: shortest half")
+    train.add_argument("--max-offset", type=int, default=0, help="repeat task: tokens before")
     train.add_argument("--no-bos", action="store_true", help="repeat task: no <s> first")
-    train.add_argument("--steps", type=int, default=1000)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--warmup", type=int, default=50)
-    train.add_argument("--checkpoint-every", type=int, default=250)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=int, default=config.steps)
+    train.add_argument("--batch-size", type=int, default=config.batch_size)
+    train.add_argument("--lr", type=float, default=config.lr)
+    train.add_argument("--warmup", type=int, default=config.warmup)
+    train.add_argument("--checkpoint-every", type=int, default=config.checkpoint_every)
+    train.add_argument("--seed", type=int, default=config.seed)
     train.add_argument("--root", default=None, help="default: $ATTNSCOPE_LAB_DIR or cache")
     train.add_argument("--name", default=None, help="the run folder's name (default: the time)")
     train.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
@@ -111,13 +116,18 @@ def _train(args: argparse.Namespace) -> int:
     from core.lab.runs import CheckpointRecord, check_limits, new_run_folder
     from core.lab.tasks import RepeatTask, text_task
     from core.lab.tokenizer import synthetic_vocabulary, train_vocabulary
-    from core.lab.train import TrainConfig, train
+    from core.lab.train import INDUCTION_RECIPE, TrainConfig, train
     from core.policy.settings import load_settings
 
     if args.task == "repeat":
-        vocab = args.vocab or 64
+        vocab = args.vocab or INDUCTION_RECIPE[0].vocab_size
         vocabulary = synthetic_vocabulary(vocab, context=args.context, bos=not args.no_bos)
-        task = RepeatTask(half=args.half, bos=not args.no_bos, min_half=args.min_half)
+        task = RepeatTask(
+            half=args.half,
+            bos=not args.no_bos,
+            min_half=args.min_half,
+            max_offset=max(0, args.max_offset),
+        )
     else:
         texts = _texts(args.texts)
         vocabulary = train_vocabulary(
