@@ -96,19 +96,23 @@ def detector_tokens(
 
 
 def save_checkpoint(
-    folder: Path, step: int, model: Any, vocabulary: LabVocabulary, shape: LabShape, task: Any,
-    seed: int, sequences: int, loss: float | None,
-) -> CheckpointRecord:  # fmt: skip
+    folder: Path,
+    step: int,
+    model: Any,
+    vocabulary: LabVocabulary,
+    probe: RepeatedTokens,
+    loss: float | None = None,
+) -> CheckpointRecord:
     """Save ``model`` at ``step`` as a model folder that :func:`core.load_model` opens
     (``config.json``, ``model.safetensors``, tokenizer files) under ``folder/checkpoints``, and
-    measure its detector scores (in eval mode; the model is put back in train mode)."""
+    measure its detector scores on ``probe`` (:func:`detector_tokens`) in eval mode; the model
+    is put back in train mode."""
     target = checkpoint_folder(folder, step)
     target.mkdir(parents=True, exist_ok=True)
     model.eval()
     try:
         model.save_pretrained(target)
         vocabulary.save(str(target))
-        probe = detector_tokens(shape, task, seed=seed, n_sequences=sequences)
         scores = scores_on_tokens(lab_loaded(model, vocabulary), probe)
     finally:
         model.train()
@@ -150,11 +154,10 @@ def train(
         "seed": config.seed,
     }
 
+    probe = detector_tokens(shape, task, seed=config.seed, n_sequences=config.detector_sequences)
+
     def checkpoint(step: int, loss: float | None) -> CheckpointRecord:
-        found = save_checkpoint(
-            folder, step, model, vocabulary, shape, task, config.seed,
-            config.detector_sequences, loss,
-        )  # fmt: skip
+        found = save_checkpoint(folder, step, model, vocabulary, probe, loss)
         checkpoints.append(found)
         write_run(folder, meta, history, checkpoints, status="running")
         return found
@@ -195,19 +198,6 @@ def train(
         status = "finished"
     finally:
         done = history[-1].step if history else 0
-        if not checkpoints or checkpoints[-1].step != done:
-            loss = history[-1].loss if history else None
-            checkpoints.append(
-                save_checkpoint(
-                    folder,
-                    done,
-                    model,
-                    vocabulary,
-                    shape,
-                    task,
-                    config.seed,
-                    config.detector_sequences,
-                    loss,
-                )  # fmt: skip
-            )
+        if not checkpoints or checkpoints[-1].step != done:  # Stop between two checkpoints
+            checkpoint(done, history[-1].loss if history else None)
         write_run(folder, meta, history, checkpoints, status=status)

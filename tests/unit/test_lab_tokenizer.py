@@ -23,7 +23,7 @@ from core.lab.tokenizer import (
     synthetic_vocabulary,
     train_vocabulary,
 )
-from core.lab.train import save_checkpoint
+from core.lab.train import detector_tokens, save_checkpoint
 from core.policy.errors import InputError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "corpus" / "sample.jsonl"
@@ -99,8 +99,8 @@ def test_synthetic_tokenizer_names_tokens_by_id_and_starts_with_bos():
 def test_saved_folder_loads_without_remote_code_and_analyses_japanese(trained, tmp_path):
     shape = LabShape(n_layers=2, n_heads=2, d_model=16, context=128, vocab_size=trained.vocab_size)
     model = build_model(shape, seed=1)
-    probe = RepeatTask(half=8, bos=False)
-    found = save_checkpoint(tmp_path, 0, model, trained, shape, probe, 0, 2, None)
+    probe = detector_tokens(shape, RepeatTask(half=8, bos=False), seed=0, n_sequences=2)
+    found = save_checkpoint(tmp_path, 0, model, trained, probe)
     folder = tmp_path / "checkpoints" / found.folder
     assert {"config.json", "model.safetensors", "tokenizer.json", SENTENCEPIECE_FILE} <= {
         p.name for p in folder.iterdir()
