@@ -64,3 +64,19 @@ def test_a_two_layer_attention_only_model_learns_induction(tmp_path):
     targets = [weights[1 + n + k, 1 + k + 1] for k in range(n - 1)]  # i -> i - n + 1
     assert mean([float(w) for w in targets]) > 0.5
     torch.testing.assert_close(weights.sum(-1), torch.ones(result.seq_len))
+
+
+def test_a_trained_vocabulary_beside_the_bundled_models(minilm):
+    from core.corpus.sources import sample_corpus
+    from core.lab.tokenizer import compare_splits, round_trip, train_vocabulary
+
+    vocabulary = train_vocabulary(sample_corpus().texts, vocab_size=1000)
+    text = "猫は暖かい窓辺で眠っている。 The cat sleeps."
+    lab, bert = compare_splits(text, {"lab": vocabulary, "minilm": minilm})
+    assert round_trip(vocabulary, text).exact
+    assert "".join(lab.pieces).replace("▁", " ") == text  # every piece is text: no bytes here
+    assert not any(lab.special)
+    assert (bert.pieces[0], bert.pieces[-1]) == ("[CLS]", "[SEP]")
+    assert (bert.special[0], bert.special[-1]) == (True, True)
+    assert bert.n_tokens == len(bert.labels)
+    assert "[UNK]" in bert.pieces and "<unk>" not in lab.pieces  # MiniLM lacks 猫, 暖, ...
