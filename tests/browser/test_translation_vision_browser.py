@@ -151,7 +151,7 @@ def test_translation_alignment_is_drawn_with_core_numbers(page, folders):
 
 def _sent(layer) -> torch.Tensor:
     """The weights as the payload sends them: 16-bit fixed point, ``(H, T_q, T_k)``."""
-    return (layer.clamp(0, 1) * 65535).round() / 65535
+    return (layer.float().clamp(0, 1) * 65535).round().double() / 65535  # as the JS reads it
 
 
 def _expected_rows(sent, top_k=5, threshold=0.05) -> dict[tuple[int, int], list[float]]:
@@ -211,6 +211,12 @@ def _cross_views_are_drawn_rectangular(page, loaded) -> None:
     keys = {line["key"] for line in drawn["lines"]}
     assert max(right) > n * row_h * ratio and max(keys) >= n
     page.screenshot(path=SCREENSHOTS / "translation_cross_head_view.png", full_page=False)
+    # hovering source token 3 ("on") lists each target token's weight on it, averaged over heads
+    view.locator(".atv-right .atv-token").nth(3).hover()
+    assert view.evaluate(DRAWING)["mode"] == "key"
+    shown = view.locator(".atv-left .atv-weight").all_text_contents()
+    assert shown == [f"{float(sent[:, i, 3].mean()):.3f}" for i in range(n)]
+    page.mouse.move(0, 0)
 
     # the model view: rectangular thumbnails (3 target rows x 7 source columns)
     page.get_by_text("Model view", exact=True).click()
