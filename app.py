@@ -86,6 +86,13 @@ def main() -> None:
 
 if get_script_run_ctx(suppress_warning=True) is None:  # imported by the server, not run
     from starlette.middleware import Middleware
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # pages/ holds the scripts st.navigation runs, not Streamlit's older automatic pages. Streamlit
+    # decides which once per process, at its first session: had that session opened a page's
+    # address (/heatmaps, a shared link), it would run pages/heatmaps.py alone, without this file
+    # (no sidebar, no navigation), for every session until someone opened the start page.
+    PagesManager.uses_pages_directory = False
 
     from ui.routes import UnknownPageRedirect
 

@@ -20,6 +20,9 @@ __all__ = ["MISSING_PARAM", "UnknownPageRedirect", "page_paths", "redirect_for"]
 # Every page's address is its script's name (``pages/heatmaps.py`` is ``/heatmaps``; a test holds
 # app.py's navigation to that).
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
+# The start page (app.py's default): Streamlit serves it at "/" only and answers its own name
+# with a "Page not found" dialog, so its name is sent to "/" with the query kept.
+START_PAGE = "heatmaps"
 MISSING_PARAM = "missing"  # the start page's notice: the address that was no page
 MAX_MISSING = 200  # characters of that address kept
 # First path segments that belong to Streamlit itself (its API, assets, media, components, auth).
@@ -45,12 +48,16 @@ def redirect_for(path: str, query: str = "", *, static_dir: str | None = None) -
 
     >>> redirect_for("/pages/common", "lang=ja", static_dir="/nonexistent")
     '/?lang=ja&missing=pages/common'
-    >>> [redirect_for(p, static_dir="/nonexistent") for p in ("/", "/heatmaps", "/_stcore/health")]
+    >>> [redirect_for(p, static_dir="/nonexistent") for p in ("/", "/views", "/_stcore/health")]
     [None, None, None]
+    >>> redirect_for("/heatmaps", "layer=2&lang=ja", static_dir="/nonexistent")
+    '/?layer=2&lang=ja'
     >>> redirect_for("/heatmaps/x<y", static_dir="/nonexistent")
     '/?missing=heatmaps/x%3Cy'
     """
     relative = path.strip("/")
+    if relative == START_PAGE:
+        return "/" + (f"?{query}" if query else "")
     if not relative or relative in page_paths():
         return None
     if relative.split("/", 1)[0] in _STREAMLIT_ROUTES:

@@ -244,8 +244,10 @@ def start_result(result: Analysis, request: Request) -> None:
     st.session_state[REQUEST_KEY] = request
     for store in DERIVED_STORES:
         store.clear()
-    st.session_state[LAYER_KEY] = min(st.session_state[LAYER_KEY], result.n_layers - 1)
-    if st.session_state[HEAD_KEY] is not None:  # None: the head average, kept as chosen
-        st.session_state[HEAD_KEY] = min(st.session_state[HEAD_KEY], result.n_heads - 1)
+    # (a page that draws no layer or head picker, the Lab, may be the first to start a result)
+    st.session_state[LAYER_KEY] = min(st.session_state.get(LAYER_KEY, 0), result.n_layers - 1)
+    head = st.session_state.get(HEAD_KEY, 0)
+    if head is not None:  # None: the head average, kept as chosen
+        st.session_state[HEAD_KEY] = min(head, result.n_heads - 1)
     for widget in RESULT_BOUND_KEYS:
         st.session_state.pop(widget, None)

@@ -95,7 +95,7 @@ def _remember(widget_key: str, store_key: str) -> None:
 
 def layer_selector(result: Analysis, widget_key: str) -> int:
     """A layer picker whose choice is shared by every page (kept in ``LAYER_KEY``)."""
-    st.session_state[widget_key] = min(st.session_state[LAYER_KEY], result.n_layers - 1)
+    st.session_state[widget_key] = min(st.session_state.get(LAYER_KEY, 0), result.n_layers - 1)
     return st.selectbox(
         tr("common.layer"),
         range(result.n_layers),
@@ -116,7 +116,7 @@ def _head_label(head: int | None, language: Lang) -> str:
 def head_selector(result: Analysis, widget_key: str, *, with_average: bool = True) -> int | None:
     """A head picker shared by every page; ``None`` means the average over heads."""
     options: list[int | None] = ([None] if with_average else []) + list(range(result.n_heads))
-    stored = st.session_state[HEAD_KEY]
+    stored = st.session_state.get(HEAD_KEY, 0)
     if stored is None and not with_average:
         stored = 0
     st.session_state[widget_key] = stored if stored in options else options[0]

@@ -32,7 +32,7 @@ from core.policy.links import (
     session_file,
     unpack_text,
 )
-from ui.routes import UnknownPageRedirect, page_paths, redirect_for
+from ui.routes import START_PAGE, UnknownPageRedirect, page_paths, redirect_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEW = {"model": "minilm", "pair": None, "layer": 2, "head": 3, "lang": "ja", "examples": {}}
@@ -174,6 +174,8 @@ def test_every_page_address_is_its_script_name():
     assert len(pages) >= 8
     assert all(stem == url for stem, url in pages), pages
     assert {stem for stem, _ in pages} <= page_paths()
+    default = re.search(r'"pages/(\w+)\.py",[^)]*default=True', source, re.S)
+    assert default and default.group(1) == START_PAGE  # the page Streamlit serves at /
 
 
 @pytest.mark.parametrize(
@@ -183,7 +185,9 @@ def test_every_page_address_is_its_script_name():
         ("/heatmaps/extra", "lang=ja", "/?lang=ja&missing=heatmaps/extra"),
         ("/nosuch", "", "/?missing=nosuch"),
         ("/a&b=c", "", "/?missing=a%26b%3Dc"),
-        ("/heatmaps", "", None),
+        ("/heatmaps", "", "/"),  # the start page's own address: Streamlit serves it at /
+        ("/heatmaps", "layer=2&lang=ja", "/?layer=2&lang=ja"),
+        ("/views", "lang=ja", None),
         ("/", "lang=ja", None),
         ("/_stcore/health", "", None),
         ("/static/js/index.js", "", None),
@@ -236,7 +240,9 @@ def test_the_middleware_redirects_only_a_browser_opening_a_page():
     # The same address asked by a script, a frame or a client without the header passes.
     for headers in ({"Sec-Fetch-Dest": "script"}, {"Sec-Fetch-Dest": "iframe"}, {}):
         assert asgi_get("/pages/common", headers)[::2] == (200, True)
-    assert asgi_get("/heatmaps", {"Sec-Fetch-Dest": "document"})[::2] == (200, True)
+    assert asgi_get("/views", {"Sec-Fetch-Dest": "document"})[::2] == (200, True)
+    status, headers, reached = asgi_get("/heatmaps", {"Sec-Fetch-Dest": "document"})
+    assert (status, headers[b"location"], reached) == (302, b"/?lang=ja", False)  # the start page
     # The base-path probe the front end makes from a page address is never redirected.
     assert asgi_get("/heatmaps/_stcore/health", {"Sec-Fetch-Dest": "empty"})[::2] == (200, True)
 
