@@ -64,6 +64,7 @@ def main() -> None:
             ],
             tr("nav.section_generation"): [
                 page("pages/generate.py", "nav.generate", ":material/edit_note:", "generate"),
+                page("pages/lab.py", "nav.lab", ":material/science:", "lab"),
             ],
             tr("nav.section_beyond"): [
                 page(

@@ -66,6 +66,15 @@ def test_every_page_in_both_languages_has_no_missing_string(lang):
     at.switch_page("pages/generate.py").run()  # an encoder: the page explains, in this language
     assert not at.exception and MISSING not in serialized(at)
     assert words["generate.decoders_only"] in at.info[0].value
+    at.switch_page("pages/lab.py").run()  # every tab of the Lab (only the open one runs)
+    assert at.header[0].value == words["lab.header"]
+    for tab in ("tokenizer", "train", "watch", "byo", "profile"):
+        at.session_state["lab_tab"] = words[f"lab.tab_{tab}"]
+        at.run()
+        assert not at.exception, (tab, at.exception)
+        assert MISSING not in serialized(at), tab
+        if tab == "train":  # the tab that is open is the one that ran
+            assert at.button(key="lab_train").label == words["lab.train"]
     at.switch_page("pages/views.py").run()
     at.button_group(key="view_kind").set_value("model").run()
     assert MISSING not in serialized(at)
