@@ -107,14 +107,18 @@ def repeated_random_tokens(
     """``n_sequences`` sequences of ``n_tokens`` distinct random ordinary tokens (a seeded
     ``torch.Generator``; special tokens never drawn), each repeated twice and wrapped as the
     tokenizer wraps any input (a BOS where the model uses
-    one, BERT's ``[CLS]`` and ``[SEP]``)."""
+    one, BERT's ``[CLS]`` and ``[SEP]``). A small model gets fewer tokens a half than asked
+    for: at most what its context (twice the half and the wrapping) and its vocabulary allow;
+    ``n_tokens`` of the result says how many."""
     tokenizer = loaded.tokenizer
-    if n_tokens < 2 or n_sequences < 1:
-        raise InputError("error.detector_size", n_tokens=n_tokens, n_sequences=n_sequences)
     excluded = special_ids(tokenizer) | {getattr(tokenizer, "unk_token_id", None)}
     candidates = torch.tensor([i for i in range(len(tokenizer)) if i not in excluded])
-    generator = torch.Generator().manual_seed(seed)
     prefix, suffix = _wrapping(loaded)
+    room = (loaded.max_tokens - len(prefix) - len(suffix)) // 2
+    n_tokens = min(n_tokens, room, len(candidates))
+    if n_tokens < 2 or n_sequences < 1:
+        raise InputError("error.detector_size", n_tokens=n_tokens, n_sequences=n_sequences)
+    generator = torch.Generator().manual_seed(seed)
     start = len(prefix)
     rows, specials = [], []
     for _ in range(n_sequences):
