@@ -24,6 +24,13 @@ DOWNLOAD_SUFFIX = "__export_download"
 DEFAULT_SCALE = 2
 
 
+def live_figure(placeholder, fig: go.Figure) -> None:
+    """``fig`` drawn into ``placeholder`` (an ``st.empty``), replacing what it showed: a curve
+    redrawn while work runs (the Lab's training). No key and no download control, since it is
+    drawn many times in one script run; the finished figure is shown with :func:`show_figure`."""
+    placeholder.plotly_chart(fig)
+
+
 def show_figure(
     fig: go.Figure,
     *,

@@ -39,6 +39,7 @@ from core.lab.tokenizer import (
 from core.lab.train import INDUCTION_RECIPE, TrainConfig, train
 from core.policy.errors import AttnScopeError, InputError
 from core.policy.settings import Settings
+from ui.figures import live_figure
 from ui.services import get_model, heavy_work
 from ui.text import lang, md, show_error, tr
 from ui.widgets import table_with_csv
@@ -260,7 +261,7 @@ def train_tab(settings: Settings) -> None:
             if history and time.monotonic() - drawn > UPDATE_SECONDS:
                 drawn = time.monotonic()
                 bar.progress(history[-1].step / config.steps, text=_eta(history[-1], config.steps))
-                chart.plotly_chart(training_figure(history, checkpoints, lang=lang()), key=None)
+                live_figure(chart, training_figure(history, checkpoints, lang=lang()))
     st.session_state.pop(ACTIVE_KEY, None)
     st.session_state[RUN_KEY] = active
     found = load_run(active)
