@@ -20,6 +20,7 @@ from core.engine.vision import analyze_image
 from core.methods.alignment import alignment
 from core.methods.patches import patch_map
 from core.policy.i18n import t
+from tests.browser.test_views_browser import PAINTED_ROWS
 from tests.unit.tiny_seq2seq_vision import SEQ2SEQ, VISION_SIZES, save, tiny_deit
 from ui.vision import EXAMPLE_IMAGE
 
@@ -40,15 +41,9 @@ OVERLAY = """el => ({
     images: el.querySelectorAll('g.imagelayer image, g.layer-below image, image').length,
 })"""
 
-# The head view's lines as drawn (attention_view.js attnscopeDrawing) and the painted pixel rows
-# of one column of its canvas; one pixel's colour.
+# The head view's lines as drawn (attention_view.js attnscopeDrawing); one pixel's colour (the
+# painted pixel rows of a canvas column: test_views_browser's PAINTED_ROWS).
 DRAWING = "el => el.attnscopeDrawing()"
-PAINTED_ROWS = """(c, x) => {
-    const d = c.getContext('2d').getImageData(x, 0, 1, c.height).data;
-    const rows = [];
-    for (let y = 0; y < c.height; y++) if (d[y * 4 + 3] > 0) rows.push(y);
-    return rows;
-}"""
 PIXEL = "(c, [x, y]) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data)"
 # Where image pixel (x, y) is on the screen.
 CLICK = """(el, [x, y]) => {
