@@ -23,7 +23,14 @@ from core.policy.errors import InputError
 if TYPE_CHECKING:
     from core.engine.models import LoadedModel
 
-__all__ = ["ABLATION_MODES", "AblationMode", "Head", "ablate_heads", "ablated_input"]
+__all__ = [
+    "ABLATION_MODES",
+    "AblationMode",
+    "Head",
+    "ablate_heads",
+    "ablated_input",
+    "check_head",
+]
 
 Head = tuple[int, int]  # (layer, head)
 # "zero": the head's output is 0 (off-distribution: the model never saw it); "mean": its output
@@ -54,19 +61,24 @@ def ablated_input(x: Tensor, keep: Tensor, mode: AblationMode = "zero") -> Tenso
     raise ValueError(f"mode must be one of {ABLATION_MODES}, got {mode!r}")
 
 
+def check_head(loaded: LoadedModel, layer: int, head: int) -> None:
+    """An :class:`InputError` naming the model's last layer and head, for a head it lacks."""
+    if not (0 <= layer < loaded.n_layers and 0 <= head < loaded.n_heads):
+        raise InputError(
+            "error.no_such_head",
+            head=head,
+            layer=layer,
+            model=loaded.title,
+            last_layer=loaded.n_layers - 1,
+            last_head=loaded.n_heads - 1,
+        )
+
+
 def heads_by_layer(loaded: LoadedModel, heads: Iterable[Head]) -> dict[int, list[int]]:
     """``heads`` grouped by layer; an :class:`InputError` for a head the model does not have."""
     by_layer: dict[int, list[int]] = {}
     for layer, head in heads:
-        if not (0 <= layer < loaded.n_layers and 0 <= head < loaded.n_heads):
-            raise InputError(
-                "error.no_such_head",
-                head=head,
-                layer=layer,
-                model=loaded.title,
-                last_layer=loaded.n_layers - 1,
-                last_head=loaded.n_heads - 1,
-            )
+        check_head(loaded, layer, head)
         by_layer.setdefault(int(layer), []).append(int(head))
     return by_layer
 

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from core.engine.tokenize import check_text, tokenize
+from core.methods.ablation_hooks import check_head
 from core.methods.head_metrics import punctuation_positions
 from core.methods.neuron import queries_and_keys
 from core.policy.errors import InputError
@@ -130,15 +131,7 @@ def _project(
     down to ``max_tokens`` (seeded), normalised and projected."""
     from sklearn.decomposition import PCA
 
-    if not 0 <= layer < loaded.n_layers or not 0 <= head < loaded.n_heads:
-        raise InputError(
-            "error.no_such_head",
-            head=head,
-            layer=layer,
-            model=loaded.title,
-            last_layer=loaded.n_layers - 1,
-            last_head=loaded.n_heads - 1,
-        )
+    check_head(loaded, layer, head)
     rng = random.Random(seed)
     order = list(range(len(texts)))
     rng.shuffle(order)
