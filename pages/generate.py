@@ -4,7 +4,7 @@ attention over its context, and the candidates it was drawn from."""
 import streamlit as st
 
 from core import BUILTIN_MODELS
-from core.methods.generate import GenerationConfig, generate_steps
+from core.methods.generate import generate_steps
 from core.policy.errors import AttnScopeError
 from core.policy.settings import check_request
 from ui.derived import finish_generation
@@ -13,17 +13,12 @@ from ui.services import app_settings, count_request, heavy_work, model_named
 from ui.sidebar import selected_model_name
 from ui.state import CJK_KEY, GENERATION_KEY, GENERATION_PENDING_KEY, WORDS_KEY
 from ui.text import lang, show_error, tr
+from ui.widgets import sampling_controls
 from viz.charts import step_mean_chart
 from viz.heatmaps import step_attention_heatmap
 from viz.tables import candidates_table
 
 PROMPT_WIDGET = "generate_prompt"
-MAX_NEW_WIDGET = "generate_max_new"
-TEMPERATURE_WIDGET = "generate_temperature"
-TOP_P_WIDGET = "generate_top_p"
-TOP_K_WIDGET = "generate_top_k"
-SEED_WIDGET = "generate_seed"
-GREEDY_WIDGET = "generate_greedy"
 CHAT_WIDGET = "generate_chat"
 RUN_BUTTON = "generate_run"
 STOP_BUTTON = "generate_stop"
@@ -46,17 +41,8 @@ if model_name in BUILTIN_MODELS and BUILTIN_MODELS[model_name].kind != "decoder"
 
 st.session_state.setdefault(PROMPT_WIDGET, DEFAULT_PROMPT)
 st.text_area(tr("generate.prompt"), key=PROMPT_WIDGET, height=90)
-left, middle, right = st.columns(3)
-with left:
-    max_new = st.number_input(tr("generate.max_new"), 1, 256, value=24, key=MAX_NEW_WIDGET)
-    seed = st.number_input(tr("generate.seed"), 0, 2**31 - 1, value=0, key=SEED_WIDGET)
-with middle:
-    temperature = st.slider(tr("generate.temperature"), 0.05, 2.0, 0.8, key=TEMPERATURE_WIDGET)
-    top_p = st.slider(tr("generate.top_p"), 0.05, 1.0, 0.95, key=TOP_P_WIDGET)
-with right:
-    top_k = st.number_input(tr("generate.top_k"), 0, 1000, value=50, key=TOP_K_WIDGET)
-    greedy = st.toggle(tr("generate.greedy"), key=GREEDY_WIDGET)
-    chat = st.toggle(tr("generate.chat"), key=CHAT_WIDGET, help=tr("generate.chat_help"))
+make_config = sampling_controls("generate", max_new=24, greedy=False)
+chat = st.toggle(tr("generate.chat"), key=CHAT_WIDGET, help=tr("generate.chat_help"))
 
 if finish_generation():  # what a Stop interrupted
     st.info(tr("generate.stopped_before_token"))
@@ -66,15 +52,7 @@ if buttons[1].button(tr("generate.reset"), key=RESET_BUTTON):
     st.session_state.pop(GENERATION_KEY, None)
 if run:  # the previous generation stays until this one has a token
     try:
-        config = GenerationConfig(
-            max_new_tokens=int(max_new),
-            temperature=float(temperature),
-            top_p=float(top_p),
-            top_k=int(top_k),
-            seed=int(seed),
-            greedy=greedy,
-            use_chat_template=chat,
-        )
+        config = make_config(use_chat_template=chat)
         prompt = st.session_state[PROMPT_WIDGET]
         settings = app_settings()
         check_request(settings, model=model_name, text=prompt)

@@ -4,7 +4,6 @@ encoder, decoder and cross-attention, the alignment view and each generated step
 import streamlit as st
 
 from core import BUILTIN_MODELS
-from core.methods.sampling import GenerationConfig
 from core.policy.errors import AttnScopeError
 from ui.sidebar import selected_model_name
 from ui.text import show_error, tr
@@ -16,16 +15,11 @@ from ui.translation import (
     run_translation,
     steps_section,
 )
+from ui.widgets import sampling_controls
 
 SOURCE_WIDGET = "translation_source"
 TARGET_WIDGET = "translation_target"
 MODE_WIDGET = "translation_mode"
-MAX_NEW_WIDGET = "translation_max_new"
-TEMPERATURE_WIDGET = "translation_temperature"
-TOP_P_WIDGET = "translation_top_p"
-TOP_K_WIDGET = "translation_top_k"
-SEED_WIDGET = "translation_seed"
-GREEDY_WIDGET = "translation_greedy"
 RUN_BUTTON = "translation_run"
 DEFAULT_SOURCE = "The cat sat on the mat."
 
@@ -46,28 +40,12 @@ config = None
 if mode == "given":
     st.text_area(tr("translation.target"), key=TARGET_WIDGET, height=80)
 else:
-    left, middle, right = st.columns(3)
-    with left:
-        max_new = st.number_input(tr("generate.max_new"), 1, 256, value=32, key=MAX_NEW_WIDGET)
-        seed = st.number_input(tr("generate.seed"), 0, 2**31 - 1, value=0, key=SEED_WIDGET)
-    with middle:
-        temperature = st.slider(tr("generate.temperature"), 0.05, 2.0, 0.8, key=TEMPERATURE_WIDGET)
-        top_p = st.slider(tr("generate.top_p"), 0.05, 1.0, 0.95, key=TOP_P_WIDGET)
-    with right:
-        top_k = st.number_input(tr("generate.top_k"), 0, 1000, value=50, key=TOP_K_WIDGET)
-        greedy = st.toggle(tr("generate.greedy"), value=True, key=GREEDY_WIDGET)
+    make_config = sampling_controls("translation", max_new=32, greedy=True)
 
 if st.button(tr("translation.run"), key=RUN_BUTTON, type="primary"):
     try:
         if mode == "generate":
-            config = GenerationConfig(
-                max_new_tokens=int(max_new),
-                temperature=float(temperature),
-                top_p=float(top_p),
-                top_k=int(top_k),
-                seed=int(seed),
-                greedy=greedy,
-            )
+            config = make_config()
         target = st.session_state.get(TARGET_WIDGET, "") if mode == "given" else None
         run_translation(model_name, st.session_state[SOURCE_WIDGET], target, config)
     except AttnScopeError as error:  # an option out of range

@@ -227,3 +227,33 @@ def attention_view(
         on_selected_change=on_select or follow,
         default={"selected": None},
     )
+
+
+def sampling_controls(prefix: str, *, max_new: int, greedy: bool) -> Callable[..., object]:
+    """The sampling options of a generation (new tokens, seed, temperature, top-p, top-k,
+    greedy) in three columns, their widget keys ``<prefix>_max_new`` and so on; returns what
+    makes the :class:`~core.methods.sampling.GenerationConfig` from them (extra fields as
+    keywords), which checks the values when called."""
+    from core.methods.sampling import GenerationConfig
+
+    left, middle, right = st.columns(3)
+    with left:
+        n = st.number_input(tr("generate.max_new"), 1, 256, value=max_new, key=f"{prefix}_max_new")
+        seed = st.number_input(tr("generate.seed"), 0, 2**31 - 1, value=0, key=f"{prefix}_seed")
+    with middle:
+        temperature = st.slider(
+            tr("generate.temperature"), 0.05, 2.0, 0.8, key=f"{prefix}_temperature"
+        )
+        top_p = st.slider(tr("generate.top_p"), 0.05, 1.0, 0.95, key=f"{prefix}_top_p")
+    with right:
+        top_k = st.number_input(tr("generate.top_k"), 0, 1000, value=50, key=f"{prefix}_top_k")
+        pick = st.toggle(tr("generate.greedy"), value=greedy, key=f"{prefix}_greedy")
+    return partial(
+        GenerationConfig,
+        max_new_tokens=int(n),
+        temperature=float(temperature),
+        top_p=float(top_p),
+        top_k=int(top_k),
+        seed=int(seed),
+        greedy=pick,
+    )
