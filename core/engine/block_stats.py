@@ -30,7 +30,7 @@ from torch import Tensor
 from core.engine import stats
 from core.engine.long_range import LongRangeAccumulator
 
-__all__ = ["BlockAccumulator", "entropy_from_logits"]
+__all__ = ["BlockAccumulator", "entropy_from_logits", "pool_keys"]
 
 
 def entropy_from_logits(weights: Tensor, logits: Tensor) -> Tensor:
@@ -105,28 +105,8 @@ class BlockAccumulator:
         self.seconds += time.perf_counter() - began
 
     def _pool_keys(self, weights: Tensor) -> Tensor:
-        """Each row of ``weights`` ``(H, b, K)`` max-pooled over the ``T`` keys into ``S'`` bins
-        as ``adaptive_max_pool1d`` bins them (the keys past K weigh 0). When ``S'`` divides
-        ``T`` the bins are equal runs of keys and a reshape takes their maxima (25x faster
-        than the adaptive pool); otherwise the adaptive pool itself."""
-        heads, rows, reach = weights.shape
-        size, seq_len = self.thumbnail, self.seq_len
-        if seq_len % size:
-            full = torch.nn.functional.pad(weights, (0, seq_len - reach))  # (H, b, T)
-            pooled = torch.nn.functional.adaptive_max_pool1d(
-                full.reshape(heads * rows, 1, seq_len), size
-            )  # (H * b, 1, S')
-            return pooled.reshape(heads, rows, size)
-        step = seq_len // size
-        out = weights.new_zeros(heads, rows, size)  # bins past the reach: max of zeros
-        whole = reach // step
-        if whole:
-            out[..., :whole] = (
-                weights[..., : whole * step].reshape(heads, rows, whole, step).amax(-1)
-            )
-        if reach % step:  # a bin cut by the reach: its keys past K weigh 0, below any weight
-            out[..., whole] = weights[..., whole * step :].amax(-1)
-        return out
+        """Each row of ``weights`` ``(H, b, K)`` max-pooled over the keys (:func:`pool_keys`)."""
+        return pool_keys(weights, self.seq_len, self.thumbnail)
 
     def complete(self) -> bool:
         """Whether every layer's every query row arrived."""
@@ -148,3 +128,32 @@ class BlockAccumulator:
             "pooled_maps": self.pooled,
             "long_range": self.long_range.result(),
         }
+
+
+def pool_keys(weights: Tensor, seq_len: int, size: int) -> Tensor:
+    """Each row of ``weights`` ``(H, b, K)`` max-pooled over ``seq_len`` keys into ``size`` bins
+    as ``adaptive_max_pool1d`` bins them (the keys past ``K`` weigh 0), ``(H, b, size)``. When
+    ``size`` divides ``seq_len`` the bins are equal runs of keys and a reshape takes their
+    maxima (25x faster than the adaptive pool); otherwise the adaptive pool itself.
+
+    >>> w = torch.tensor([[[0.125, 0.5, 0.25, 0.125], [0.75, 0.125, 0.5, 0.25]]])  # (1, 2, 4)
+    >>> pool_keys(w, 4, 2).tolist(), pool_keys(w[..., :3], 4, 2).tolist()  # all keys; 3 of 4
+    ([[[0.5, 0.25], [0.75, 0.5]]], [[[0.5, 0.25], [0.75, 0.5]]])
+    >>> pool_keys(w, 4, 3).tolist() == torch.nn.functional.adaptive_max_pool1d(w, 3).tolist()
+    True
+    """
+    heads, rows, reach = weights.shape
+    if seq_len % size:
+        full = torch.nn.functional.pad(weights, (0, seq_len - reach))  # (H, b, T)
+        pooled = torch.nn.functional.adaptive_max_pool1d(
+            full.reshape(heads * rows, 1, seq_len), size
+        )  # (H * b, 1, S')
+        return pooled.reshape(heads, rows, size)
+    step = seq_len // size
+    out = weights.new_zeros(heads, rows, size)  # bins past the reach: max of zeros
+    whole = reach // step
+    if whole:
+        out[..., :whole] = weights[..., : whole * step].reshape(heads, rows, whole, step).amax(-1)
+    if reach % step:  # a bin cut by the reach: its keys past K weigh 0, below any weight
+        out[..., whole] = weights[..., whole * step :].amax(-1)
+    return out

@@ -3,9 +3,10 @@ the exact weights of a window of queries and keys, without holding the layer's w
 
 A browser cannot draw a ``T x T`` heatmap at thousands of tokens (SmolLM2's full context is 67
 million cells a head). The overview's cell (r, c) is the largest weight of the queries and keys
-in its span (adaptive max pooling, :func:`core.engine.stats.pooled_attention`), so a sharp
-stripe (a sink column, the diagonal) stays visible however small it is; the window shows the
-weights themselves, labelled with their tokens.
+in its span (adaptive max pooling, :func:`core.engine.stats.pooled_attention`, or its faster
+equal-bin form :func:`core.engine.block_stats.pool_keys`), so a sharp stripe (a sink column, the
+diagonal) stays visible however small it is; the window shows the weights themselves, labelled
+with their tokens.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from torch.nn.functional import adaptive_max_pool1d, pad
+from torch.nn.functional import pad
 
 from core.engine import stats
 from core.engine.attention_fn import blocks_to, uses_attnscope
+from core.engine.block_stats import pool_keys
 from core.engine.hooks import attention_modules
 from core.engine.streaming import recompute_layers, run_inputs
 
@@ -106,15 +108,14 @@ def layer_window(
     def take(start: int, weights: Tensor) -> None:
         heads, count, reach = weights.shape
         full = pad(weights.float(), (0, seq_len - reach))  # (H, b, T): keys past reach weigh 0
-        pooled = adaptive_max_pool1d(full.reshape(heads * count, 1, seq_len), size)
-        by_row[:, start : start + count] = pooled.reshape(heads, count, size).cpu()
+        by_row[:, start : start + count] = pool_keys(weights.float(), seq_len, size).cpu()
         low, high = max(rows.start, start), min(rows.stop, start + count)
         if low < high:
             part = full[:, low - start : high - start, keys.start : keys.stop]
             window[:, low - rows.start : high - rows.start] = part.cpu()
 
     _blocks_of_layer(loaded, analysis, layer, take)
-    overview = adaptive_max_pool1d(by_row.transpose(1, 2), size).transpose(1, 2)  # (H, S, S)
+    overview = pool_keys(by_row.transpose(1, 2), seq_len, size).transpose(1, 2)  # (H, S, S)
     return LayerWindow(layer, overview, window, rows, keys)
 
 
