@@ -1,7 +1,8 @@
-"""The lab's induction run, measured: a two-layer attention-only GPT-2 trained on repeated random
-sequences with the recipe the integration test uses (:data:`core.lab.train.INDUCTION_RECIPE`),
-printing the loss curve (overall and on the repeated half) and the best head's induction score
-at every checkpoint with the seconds so far, and writing the curves as HTML and PNG (when a
+"""The lab's induction run, measured: a two-layer attention-only Llama (rotary positions) trained
+on repeated random sequences with the recipe the integration test uses
+(:data:`core.lab.train.INDUCTION_RECIPE`), printing the loss curve (overall and on the repeated
+half) and the best head's induction score at every checkpoint with the seconds so far, and
+writing the Lab page's figure (loss beside each detector's best head) as HTML and PNG (when a
 Chromium renders it) with the numbers as JSON to ``bench/results/``.
 
 Run with ``python -m bench lab [--steps N] [--threads T] [--every K]``.
@@ -25,42 +26,10 @@ import torch  # noqa: E402
 from core.lab.runs import CheckpointRecord, StepRecord, new_run_folder  # noqa: E402
 from core.lab.tokenizer import synthetic_vocabulary  # noqa: E402
 from core.lab.train import INDUCTION_RECIPE, train  # noqa: E402
+from viz.lab import training_figure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-
-
-def figure(steps: list[StepRecord], checkpoints: list[CheckpointRecord]):
-    """Loss (overall, first half, repeated half) against the step, and the best head's
-    induction score at each checkpoint on a second axis."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    x = [r.step for r in steps]
-    for name, values in (
-        ("loss", [r.loss for r in steps]),
-        ("loss, first half", [r.first_loss for r in steps]),
-        ("loss, repeated half", [r.repeated_loss for r in steps]),
-    ):
-        fig.add_trace(go.Scatter(x=x, y=values, name=name, mode="lines"))
-    fig.add_trace(
-        go.Scatter(
-            x=[c.step for c in checkpoints],
-            y=[c.best("induction")[0] for c in checkpoints],
-            name="best induction score",
-            mode="lines+markers",
-            yaxis="y2",
-        )
-    )
-    fig.update_layout(
-        title="Two-layer attention-only GPT-2 on repeated random sequences",
-        xaxis_title="step",
-        yaxis={"title": "loss (nats)"},
-        yaxis2={"title": "induction score", "overlaying": "y", "side": "right", "range": [0, 1]},
-        width=900,
-        height=500,
-    )
-    return fig
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -123,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "lab.json").write_text(json.dumps(results, indent=1))
-    fig = figure(steps, checkpoints)
+    fig = training_figure(steps, checkpoints, lang="en")  # the Lab page's own figure
     fig.write_html(RESULTS / "lab.html", include_plotlyjs=True)
     written = [RESULTS / "lab.json", RESULTS / "lab.html"]
     try:

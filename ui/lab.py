@@ -1,7 +1,7 @@
 """Streamlit glue of the Lab page's first two tabs: train a SentencePiece tokenizer and compare
-its split of a sentence with the bundled models'; train a small GPT-2 of the learner's shape on
-repeated random sequences or on text, with a live loss curve, an ETA and a Stop that keeps a
-checkpoint. The work is :mod:`core.lab`'s; the figures :mod:`viz.lab`'s.
+its split of a sentence with the bundled models'; train a small GPT (Llama or GPT-2) of the
+learner's shape on repeated random sequences or on text, with a live loss curve, an ETA and a
+Stop that keeps a checkpoint. The work is :mod:`core.lab`'s; the figures :mod:`viz.lab`'s.
 
 Stop: the button reruns the script. The running loop learns it two ways: Streamlit raises at
 its next call (a chart update), and a process-wide flag for the run folder is set; either way
@@ -55,6 +55,7 @@ DONE_KEY = "lab_done"  # the message after a finished run, shown once
 TRAIN_BUTTON, STOP_BUTTON, VOCABULARY_BUTTON = "lab_train", "lab_stop", "lab_train_vocabulary"
 SOURCES = {"sample": "lab.source_sample", "upload": "lab.source_upload"}
 TASKS = {"repeat": "lab.task_repeat", "text": "lab.task_text"}
+FAMILIES = {"llama": "lab.family_llama", "gpt2": "lab.family_gpt2"}
 JAPANESE = "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。"
 STATUS_KEYS = {
     "finished": "lab.status_finished",
@@ -142,6 +143,11 @@ def _shape_and_config() -> tuple[str, LabShape, RepeatTask, TrainConfig]:
         tr("lab.task"), list(TASKS), key="lab_task", format_func=_labels(TASKS),
         horizontal=True,
     )  # fmt: skip
+    family = st.radio(
+        tr("lab.family"), list(FAMILIES), index=list(FAMILIES).index(shape0.family),
+        key="lab_family", format_func=_labels(FAMILIES), horizontal=True,
+        help=tr("lab.family_help"),
+    )  # fmt: skip
     cols = st.columns(5)
     n_layers = cols[0].number_input(tr("lab.layers"), 1, 12, shape0.n_layers, key="lab_layers")
     n_heads = cols[1].number_input(tr("lab.heads"), 1, 16, shape0.n_heads, key="lab_heads")
@@ -170,7 +176,7 @@ def _shape_and_config() -> tuple[str, LabShape, RepeatTask, TrainConfig]:
         vocab = max(vocab, int(half) + 8)
     shape = replace(
         shape0, n_layers=int(n_layers), n_heads=int(n_heads), d_model=int(d_model),
-        context=int(context), attention_only=attention_only, vocab_size=vocab,
+        context=int(context), attention_only=attention_only, vocab_size=vocab, family=family,
     )  # fmt: skip
     repeat = replace(task0, half=int(half))
     if repeat.min_half is not None:

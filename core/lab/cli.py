@@ -33,9 +33,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--d-model", type=int, default=shape.d_model)
     train.add_argument("--context", type=int, default=shape.context, help="the longest input")
     train.add_argument("--mlp", action="store_true", help="keep the MLPs (default: attention only)")
+    train.add_argument("--family", choices=("llama", "gpt2"), default=shape.family)
+    train.add_argument("--init", type=float, default=shape.init, help="initial weights' std")
     train.add_argument("--half", type=int, default=task.half, help="repeat task: (longest) half")
-    train.add_argument("--min-half", type=int, default=None, help="repeat task: shortest half")
-    train.add_argument("--max-offset", type=int, default=0, help="repeat task: tokens before")
+    train.add_argument(
+        "--min-half", type=int, default=task.min_half, help="repeat task: shortest half"
+    )
+    train.add_argument(
+        "--max-offset", type=int, default=task.max_offset, help="repeat task: tokens before"
+    )
     train.add_argument("--no-bos", action="store_true", help="repeat task: no <s> first")
     train.add_argument("--steps", type=int, default=config.steps)
     train.add_argument("--batch-size", type=int, default=config.batch_size)
@@ -141,6 +147,8 @@ def _train(args: argparse.Namespace) -> int:
         context=args.context,
         attention_only=not args.mlp,
         vocab_size=vocabulary.vocab_size,
+        family=args.family,
+        init=args.init,
     )
     config = TrainConfig(
         steps=args.steps,

@@ -67,13 +67,19 @@ class TrainConfig:
 
 
 # The induction run of tests/integration/test_lab_training.py and python -m bench lab: about
-# 15 s on one CPU thread. One fixed half, so its best head copies from n - 1 back by learned
-# positions (see RepeatTask and the README's Lab section: what forms and what does not).
+# 25 s on one CPU thread. Rotary positions and a half of 6 to 20 tokens after 0 to 8 others, so
+# no head can copy by position: a layer-0 previous-token head and a layer-1 induction head form
+# (between steps 500 and 750). Eight heads of size 8 and weights drawn with std 0.1 matter: with
+# 4 or fewer heads the circuit formed shifted (3 to 4 tokens back), with std 0.02 not in 1250
+# steps (see the README's Lab section).
 INDUCTION_RECIPE: tuple[LabShape, RepeatTask, TrainConfig] = (
-    LabShape(n_layers=2, n_heads=4, d_model=64, context=40, attention_only=True, vocab_size=64),
-    RepeatTask(half=16, bos=True),
-    TrainConfig(steps=800, batch_size=32, lr=3e-3, warmup=50, checkpoint_every=200, seed=0),
-)
+    LabShape(
+        n_layers=2, n_heads=8, d_model=64, context=64, attention_only=True, vocab_size=64,
+        family="llama", init=0.1,
+    ),
+    RepeatTask(half=20, bos=True, min_half=6, max_offset=8),
+    TrainConfig(steps=1000, batch_size=32, lr=3e-3, warmup=50, checkpoint_every=50, seed=0),
+)  # fmt: skip
 
 
 def detector_tokens(

@@ -209,3 +209,36 @@ def test_demo_mode_limits_shape_and_steps(monkeypatch, tmp_path):
     assert error.value.params["field"] == "steps"
     monkeypatch.setenv("ATTNSCOPE_LAB_DIR", str(tmp_path / "lab"))
     assert lab_root() == tmp_path / "lab"
+
+
+def test_a_llama_lab_model_is_attention_only_and_opens_as_a_folder(tmp_path, one_thread):
+    shape = LabShape(
+        n_layers=2, n_heads=4, d_model=16, context=16, vocab_size=20, family="llama", init=0.1
+    )
+    vocabulary = synthetic_vocabulary(20, context=16)
+    folder = new_run_folder(tmp_path, "llama")
+    config = TrainConfig(steps=4, batch_size=4, checkpoint_every=0)
+    with contextlib.closing(train(shape, vocabulary, RepeatTask(half=5), config, folder)) as found:
+        list(found)
+    run = load_run(folder)
+    assert run.shape["family"] == "llama" and run.shape["init"] == 0.1
+    loaded = load_model(str(run.checkpoint_path(4)))  # no remote code
+    model = loaded.model
+    assert model.config.model_type == "llama" and "auto_map" not in model.config.to_dict()
+    assert (loaded.n_layers, loaded.n_heads, loaded.n_kv_heads, loaded.max_tokens) == (2, 4, 4, 16)
+    assert mlp_is_zero(model) and model.config.intermediate_size == 1
+    outputs = []
+    hooks = [layer.mlp.register_forward_hook(lambda m, i, o: outputs.append(o))
+             for layer in model.model.layers]  # fmt: skip
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.tensor([[1, 5, 6, 7, 5, 6, 7]]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(outputs) == 2 and all(bool((o == 0).all()) for o in outputs)
+    # the initial weights' spread is the shape's: std 0.1 (0.02 is transformers' default)
+    fresh = build_model(shape, seed=3).model.layers[0].self_attn.q_proj.weight
+    assert 0.08 < float(fresh.std()) < 0.12
+    with pytest.raises(ValueError):
+        build_model(LabShape(family="gpt3"))
