@@ -55,6 +55,19 @@ def run(tmp_path, name, steps=8, seed=0, every=4, stop_after=None):
     return records, folder
 
 
+def mlp_outputs(model, mlps) -> list[torch.Tensor]:
+    """What each of ``mlps`` returned in one forward pass of a short sequence (hooks removed)."""
+    outputs = []
+    hooks = [mlp.register_forward_hook(lambda m, i, o: outputs.append(o)) for mlp in mlps]
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.tensor([[1, 5, 6, 7, 5, 6, 7]]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
 def steps_of(records):
     return [r for r in records if isinstance(r, StepRecord)]
 
@@ -118,15 +131,7 @@ def test_attention_only_mlp_adds_exactly_zero_after_training(tmp_path):
     loaded = load_model(str(load_run(folder).checkpoint_path(6)))
     model = loaded.model
     assert mlp_is_zero(model) and model.config.n_inner == 1
-    outputs = []
-    hooks = [b.mlp.register_forward_hook(lambda m, i, o: outputs.append(o)) for b in
-             model.transformer.h]  # fmt: skip
-    try:
-        with torch.no_grad():
-            model(input_ids=torch.tensor([[1, 5, 6, 7, 5, 6, 7]]))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    outputs = mlp_outputs(model, [b.mlp for b in model.transformer.h])
     assert len(outputs) == 2 and all(bool((o == 0).all()) for o in outputs)
     # the rest did train: the token embeddings moved from their initial values
     assert not torch.equal(model.transformer.wte.weight, build_model(SHAPE).transformer.wte.weight)
@@ -227,15 +232,7 @@ def test_a_llama_lab_model_is_attention_only_and_opens_as_a_folder(tmp_path, one
     assert model.config.model_type == "llama" and "auto_map" not in model.config.to_dict()
     assert (loaded.n_layers, loaded.n_heads, loaded.n_kv_heads, loaded.max_tokens) == (2, 4, 4, 16)
     assert mlp_is_zero(model) and model.config.intermediate_size == 1
-    outputs = []
-    hooks = [layer.mlp.register_forward_hook(lambda m, i, o: outputs.append(o))
-             for layer in model.model.layers]  # fmt: skip
-    try:
-        with torch.no_grad():
-            model(input_ids=torch.tensor([[1, 5, 6, 7, 5, 6, 7]]))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    outputs = mlp_outputs(model, [layer.mlp for layer in model.model.layers])
     assert len(outputs) == 2 and all(bool((o == 0).all()) for o in outputs)
     # the initial weights' spread is the shape's: std 0.1 (0.02 is transformers' default)
     fresh = build_model(shape, seed=3).model.layers[0].self_attn.q_proj.weight
