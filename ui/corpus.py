@@ -21,7 +21,7 @@ from core.corpus.sources import corpus_columns, load_source, read_corpus_bytes, 
 from core.corpus.store import run_busy
 from core.policy.errors import AttnScopeError, InputError
 from core.policy.settings import Settings, check_request
-from ui.services import count_request, get_model, heavy_work
+from ui.services import count_request, get_model, heavy_work, stop_flags
 from ui.text import lang, md, show_error, tr
 from ui.widgets import table_with_csv
 
@@ -158,7 +158,7 @@ def run_controls(corpus: Corpus | None, model: str, settings: Settings) -> None:
         return
     st.session_state[ACTIVE_KEY] = active
     _stop(active["out"])  # a run of this folder still stopping must end first
-    stop = _stop_flags().setdefault(active["out"], threading.Event())
+    stop = stop_flags().setdefault(active["out"], threading.Event())
     stop.clear()
     columns[1].button(tr("corpus.stop"), key=STOP_BUTTON)
     bar = st.progress(0.0, text=tr("corpus.progress_start", done=0, total=len(active["corpus"])))
@@ -189,18 +189,10 @@ def run_controls(corpus: Corpus | None, model: str, settings: Settings) -> None:
     st.rerun()  # draw the page again without the finished run's buttons and progress bar
 
 
-@st.cache_resource(show_spinner=False)
-def _stop_flags() -> dict[str, threading.Event]:
-    """Run folder -> its stop flag, for the whole server process: a Stop click starts a new
-    script run (Streamlit's fast reruns) while the old one is still inside a batch; the flag ends
-    that one at the next batch instead of the next chunk."""
-    return {}
-
-
 def _stop(folder: str) -> None:
     """Ask a run of ``folder`` still going in this process to stop, and wait until it has (its
     last batch; at most a few minutes), so its folder can be read or taken up."""
-    flag = _stop_flags().get(folder)
+    flag = stop_flags().get(folder)
     if flag is not None:
         flag.set()
     if run_busy(folder):

@@ -40,7 +40,7 @@ from core.lab.train import INDUCTION_RECIPE, TrainConfig, train
 from core.policy.errors import AttnScopeError, InputError
 from core.policy.settings import Settings
 from ui.figures import live_figure
-from ui.services import get_model, heavy_work
+from ui.services import get_model, heavy_work, stop_flags
 from ui.text import lang, md, show_error, tr
 from ui.widgets import table_with_csv
 from viz.lab import split_frame, training_figure
@@ -71,11 +71,6 @@ def _labels(keys: dict[str, str]):
     outside the script run that knows the session's language)."""
     names = {option: tr(key) for option, key in keys.items()}
     return names.get
-
-
-def lab_folder(settings: Settings):
-    """Where this server keeps lab runs (``$ATTNSCOPE_LAB_DIR`` or the cache)."""
-    return lab_root()
 
 
 def _texts(source: str) -> list[str] | None:
@@ -127,7 +122,8 @@ def vocabulary_tab(settings: Settings) -> None:
     models = {tr("lab.yours"): vocabulary}
     with heavy_work(), st.spinner(tr("lab.loading_tokenizers")):
         for name in ("minilm", "smollm2"):
-            models[get_model(name, None).title] = get_model(name, None)
+            loaded = get_model(name, None)
+            models[loaded.title] = loaded
     table_with_csv(
         split_frame(compare_splits(sentence, models), lang=lang()),
         tr("lab.download_split"),
@@ -188,16 +184,10 @@ def _shape_and_config() -> tuple[str, LabShape, RepeatTask, TrainConfig]:
     return task, shape, repeat, config
 
 
-@st.cache_resource(show_spinner=False)
-def _stop_flags() -> dict[str, threading.Event]:
-    """Run folder -> its stop flag, for the whole server process."""
-    return {}
-
-
 def _wait_for(folder: str) -> None:
     """A Stop's new script run: ask the old loop to stop and wait (at most 30 s) until its run
     folder no longer says "running" (its last checkpoint is written)."""
-    flag = _stop_flags().get(folder)
+    flag = stop_flags().get(folder)
     if flag is not None:
         flag.set()
     deadline = time.monotonic() + 30
@@ -242,14 +232,14 @@ def train_tab(settings: Settings) -> None:
                 raise InputError("lab.error_no_tokenizer")
             texts = list(sample_corpus().texts)
             task = text_task(vocabulary, texts, window=shape.context, source="sample")
-        folder = new_run_folder(lab_folder(settings))
+        folder = new_run_folder(lab_root())
         records = train(shape, vocabulary, task, config, folder)
     except AttnScopeError as error:
         show_error(error)
         return
     active = str(folder)
     st.session_state[ACTIVE_KEY] = active
-    _stop_flags().setdefault(active, threading.Event()).clear()
+    stop_flags().setdefault(active, threading.Event()).clear()
     right.button(tr("lab.stop"), key=STOP_BUTTON)
     bar = st.progress(0.0, text=tr("lab.starting"))
     chart = st.empty()
@@ -262,7 +252,7 @@ def train_tab(settings: Settings) -> None:
                 checkpoints.append(record)
             else:
                 history.append(record)
-            if _stop_flags()[active].is_set():
+            if stop_flags()[active].is_set():
                 break
             if history and time.monotonic() - drawn > UPDATE_SECONDS:
                 drawn = time.monotonic()

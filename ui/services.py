@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -141,3 +142,11 @@ def get_analysis(
     weights) and hand each caller an unpickled copy. An :class:`Analysis` is frozen, and what a
     session derives from it is a new object, so one instance can serve every session."""
     return analyze(_model, text, pair, max_tokens=max_tokens)
+
+
+@st.cache_resource(show_spinner=False)
+def stop_flags() -> dict[str, threading.Event]:
+    """Run folder -> its stop flag, for the whole server process (corpus runs, lab training): a
+    Stop click starts a new script run while the old one is still inside its loop; the flag
+    ends that one at its next check."""
+    return {}
