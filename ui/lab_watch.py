@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import io
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
-from core.lab.runs import LabRun, list_runs, load_run
+from core.lab.runs import LabRun, lab_root, list_runs
 from core.policy.errors import AttnScopeError
 from core.policy.i18n import t
 from ui.derived import cached_payload, display_key, head_stats
 from ui.figures import show_figure
-from ui.lab import RUN_KEY, STATUS_KEYS, lab_folder
+from ui.lab import RUN_KEY, STATUS_KEYS
 from ui.services import analysis_for, app_settings, heavy_work
 from ui.state import (
     CUSTOM_CHOICE,
@@ -86,7 +87,7 @@ def _follow(folder: str, text: str) -> None:
 
 
 def _pick_run() -> LabRun | None:
-    runs = list_runs(lab_folder(app_settings()))
+    runs = list_runs(lab_root())
     if not runs:
         st.info(tr("lab.no_runs"))
         return None
@@ -100,7 +101,7 @@ def _pick_run() -> LabRun | None:
     }
     folder = st.selectbox(tr("lab.run"), folders, key=PICK_WIDGET, format_func=labels.get)
     st.session_state[RUN_KEY] = folder
-    return load_run(folder)
+    return runs[folders.index(folder)]  # read once, with the list
 
 
 def watch_tab() -> None:
@@ -199,7 +200,7 @@ def _checkpoint_views(run: LabRun, step: int, text: str) -> None:
     table_with_csv(head_stats_frame(stats, lang=language), tr("heads.download"), "lab_heads.csv")
     st.download_button(
         tr("lab.download_checkpoint"),
-        _zip(folder),
+        partial(_zip, folder),  # zipped when clicked, not on every rerun
         file_name=f"{run.name}-{folder.name}.zip",
         mime="application/zip",
         key="lab_zip",
